@@ -1,0 +1,80 @@
+# campaign-sync: `make demo` runs the sample campaign end to end; `make test` runs every check.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+DEMO_ROWS ?= 100000
+DEMO_CAMPAIGN ?= lifecycle_winback
+
+# A project-local Airflow: its own home, this repository's dags and plugins, no examples.
+export AIRFLOW_HOME := $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__UNIT_TEST_MODE := False
+export CAMPAIGN_SYNC_STAGING_ROOT ?= $(AIRFLOW_HOME)/campaign_sync/staging
+export CAMPAIGN_SYNC_OUTPUT_ROOT ?= $(AIRFLOW_HOME)/campaign_sync/outputs
+DEMO_DB := $(AIRFLOW_HOME)/data/merged_customers.duckdb
+
+.PHONY: help install demo test lint format schema lock clean
+
+help:
+	@echo "make demo    install, then run the sample campaign end to end (no cloud account)"
+	@echo "make test    install, lint, run the whole test suite"
+	@echo "make lint    ruff check and format check"
+	@echo "make schema  regenerate include/campaign.schema.json"
+	@echo "make lock    re-pin requirements*.txt from requirements*.in"
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 \
+		|| $(PYTHON) -m pip install --quiet uv
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV)
+	$(UV) pip install --quiet --python $(BIN)/python -r requirements.txt -r requirements-dev.txt
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+demo: install
+	@mkdir -p $(AIRFLOW_HOME)/data
+	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 \
+		|| { cat $(AIRFLOW_HOME)/db-migrate.log; exit 1; }
+	$(BIN)/campaign-sync sample-data $(DEMO_DB) --rows $(DEMO_ROWS)
+	$(BIN)/campaign-sync validate
+	@$(BIN)/airflow connections delete campaign_sync_sample > /dev/null 2>&1 || true
+	$(BIN)/airflow connections add campaign_sync_sample --conn-type duckdb \
+		--conn-host $(DEMO_DB) > /dev/null
+	$(BIN)/airflow dags test $(DEMO_CAMPAIGN) > $(AIRFLOW_HOME)/demo-run.log 2>&1 \
+		|| { grep -E -B2 -A25 "Traceback|ERROR|error   " $(AIRFLOW_HOME)/demo-run.log | cut -c1-300 | tail -n 60; exit 1; }
+	@echo
+	$(BIN)/campaign-sync summary --latest $(DEMO_CAMPAIGN)
+	@echo
+	@echo "Run log:       $(AIRFLOW_HOME)/demo-run.log"
+	@echo "Review files:  $(CAMPAIGN_SYNC_OUTPUT_ROOT)/review/"
+	@echo "Dry-run files: $(CAMPAIGN_SYNC_OUTPUT_ROOT)/dry_run/"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: install lint
+	$(BIN)/campaign-sync schema --check
+	$(BIN)/python -m pytest -q
+
+schema: install
+	$(BIN)/campaign-sync schema
+
+lock:
+	$(UV) pip compile --quiet -p $(PYTHON) requirements.in -o requirements.txt
+	$(UV) pip compile --quiet -p $(PYTHON) requirements-dev.in -o requirements-dev.txt
+
+clean:
+	rm -rf $(VENV) $(AIRFLOW_HOME) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Audience: the pushdown query, streaming it to staging, and group assignment."""

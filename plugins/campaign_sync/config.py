@@ -1,0 +1,44 @@
+"""Deployment settings, read from the environment so that DAG files, tasks and the CLI agree."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CAMPAIGNS_DIR_ENV = "CAMPAIGN_SYNC_CAMPAIGNS_DIR"
+STAGING_ROOT_ENV = "CAMPAIGN_SYNC_STAGING_ROOT"
+OUTPUT_ROOT_ENV = "CAMPAIGN_SYNC_OUTPUT_ROOT"
+DUCKDB_MEMORY_ENV = "CAMPAIGN_SYNC_DUCKDB_MEMORY_LIMIT"
+BATCH_ROWS_ENV = "CAMPAIGN_SYNC_BATCH_ROWS"
+
+# include/campaigns sits beside dags/ and plugins/ in this repository and in the Docker image.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def campaigns_dir() -> Path:
+    """Folder the factory and the CLI read campaign files from."""
+    return Path(os.environ.get(CAMPAIGNS_DIR_ENV) or PROJECT_ROOT / "include" / "campaigns")
+
+
+def _airflow_home() -> Path:
+    return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
+
+
+def staging_root() -> str:
+    """Where runs stage their files: a local folder, or an object-store URL (s3://, gs://, abfs://)."""
+    return os.environ.get(STAGING_ROOT_ENV) or str(_airflow_home() / "campaign_sync" / "staging")
+
+
+def output_root() -> Path:
+    """Base folder for the local destination's relative paths and for dry-run payloads."""
+    return Path(os.environ.get(OUTPUT_ROOT_ENV) or _airflow_home() / "campaign_sync" / "outputs")
+
+
+def duckdb_memory_limit() -> str:
+    """Cap on DuckDB's working memory in tasks; DuckDB spills to disk beyond it."""
+    return os.environ.get(DUCKDB_MEMORY_ENV, "1GB")
+
+
+def batch_rows() -> int:
+    """Rows per streamed batch when reading a source or writing an export."""
+    return int(os.environ.get(BATCH_ROWS_ENV, "100000"))

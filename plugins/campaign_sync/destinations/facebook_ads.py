@@ -1,0 +1,47 @@
+"""Facebook (Meta) Custom Audiences: Meta's multi-key schema names, hashed by Meta's rules."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from campaign_sync.destinations.base import AttributeRule, DestinationType
+
+
+class FacebookOptions(BaseModel):
+    """Meta ad account and custom audience (created once, reused by name)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ad_account_id: str | None = None
+    audience_name: str | None = None
+
+
+def _hashed(kind: str) -> AttributeRule:
+    return AttributeRule(kind=kind, hashed=True)
+
+
+# Meta's customer-file normalization table; EXTERN_ID and MADID are sent unhashed, as
+# Meta's own SDK does for them.
+FACEBOOK_ADS = DestinationType(
+    name="facebook_ads",
+    label="Facebook Ads",
+    attributes={
+        "EXTERN_ID": AttributeRule(kind="text"),
+        "EMAIL": _hashed("email"),
+        "PHONE": _hashed("phone_digits"),
+        "FN": _hashed("meta_name"),
+        "LN": _hashed("meta_name"),
+        "FI": _hashed("first_initial"),
+        "CT": _hashed("meta_city"),
+        "ST": _hashed("us_state"),
+        "ZIP": _hashed("postal"),
+        "COUNTRY": _hashed("country"),
+        "GEN": _hashed("gender"),
+        "DOBY": _hashed("birth_year"),
+        "DOBM": _hashed("birth_month"),
+        "DOBD": _hashed("birth_day"),
+        "MADID": AttributeRule(kind="mobile_ad_id"),
+    },
+    at_least_one_of=frozenset({"EXTERN_ID", "EMAIL", "PHONE", "MADID"}),
+    options_model=FacebookOptions,
+)

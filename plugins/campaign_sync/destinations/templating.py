@@ -1,0 +1,60 @@
+"""Output-name templates shared by the file-writing destinations.
+
+A template is checked when the campaign loads, so a path that would escape its folder
+(``..``, an absolute path, an unknown placeholder) never reaches a task.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Mapping
+
+PLACEHOLDERS = frozenset(
+    {
+        "campaign",
+        "dag_id",
+        "run_id",
+        "run_date",
+        "sub_audience",
+        "treatment_group",
+        "destination",
+        "file_number",
+        "ext",
+    }
+)
+DEFAULT_TEMPLATE = "{dag_id}/{run_id}/{sub_audience}/{treatment_group}/{destination}.{ext}"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
+
+
+def check_template(template: str) -> str:
+    """Return ``template`` if it is a safe relative name template, else raise ValueError."""
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        raise ValueError(f"malformed template {template!r}: {exc}") from exc
+    unknown = sorted({f for f in fields if f not in PLACEHOLDERS})
+    if unknown:
+        raise ValueError(
+            f"unknown placeholder(s) {', '.join(unknown)};"
+            f" allowed: {', '.join(sorted(PLACEHOLDERS))}"
+        )
+    if template.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", template):
+        raise ValueError(f"template {template!r} must be a relative path")
+    if any(part in ("..", ".") for part in re.split(r"[/\\]", template)):
+        raise ValueError(f"template {template!r} must not contain '.' or '..' path segments")
+    if "{" not in template and "}" not in template and not template.strip():
+        raise ValueError("template must not be empty")
+    return template
+
+
+def path_safe(value: str) -> str:
+    """Turn a run id or name into one safe path segment (no separators, no dots-only names)."""
+    cleaned = _UNSAFE.sub("_", value).strip("._") or "_"
+    return cleaned
+
+
+def render(template: str, values: Mapping[str, str | int]) -> str:
+    """Render a checked template, making every substituted value one safe path segment."""
+    safe = {k: path_safe(str(v)) if k != "ext" else str(v) for k, v in values.items()}
+    return template.format(**safe)

@@ -1,0 +1,31 @@
+"""TikTok Ads: email and phone required, Apple (IDFA) and Android (AAID) ad IDs optional."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from campaign_sync.destinations.base import AttributeRule, DestinationType
+
+
+class TikTokOptions(BaseModel):
+    """TikTok advertiser and custom audience (created once, reused by name)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    advertiser_id: str | None = None
+    audience_name: str | None = None
+
+
+# Names follow TikTok's id_schema (EMAIL_SHA256, PHONE_SHA256, IDFA_SHA256, AAID_SHA256).
+# Email drops a "+tag" as TikTok's customer-file guide asks; phone is E.164 before hashing.
+TIKTOK_ADS = DestinationType(
+    name="tiktok_ads",
+    label="TikTok Ads",
+    attributes={
+        "EMAIL": AttributeRule(kind="email_no_tag", hashed=True, required=True),
+        "PHONE": AttributeRule(kind="phone_e164", hashed=True, required=True),
+        "IDFA": AttributeRule(kind="mobile_ad_id", hashed=True),
+        "AAID": AttributeRule(kind="mobile_ad_id", hashed=True),
+    },
+    options_model=TikTokOptions,
+)

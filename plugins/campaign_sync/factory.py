@@ -1,0 +1,192 @@
+"""The DAG factory: one DAG per campaign file, and a visible failing DAG per invalid file.
+
+Parse-time work is reading YAML and validating it: no database, no network, no data libraries.
+When Airflow parses for one task (``get_parsing_context().dag_id``) only that DAG is built.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from airflow.sdk import DAG, BaseOperator, CronTriggerTimetable, TaskGroup, get_parsing_context
+from airflow.sdk.exceptions import AirflowFailException
+
+from campaign_sync import config
+from campaign_sync.destinations import REGISTRY
+from campaign_sync.docs import plan_markdown
+from campaign_sync.operators.audience import BuildAudienceOperator
+from campaign_sync.operators.export import ExportOperator, LocalExportOperator
+from campaign_sync.operators.manifest import WriteManifestOperator
+from campaign_sync.operators.projection import ProjectAttributesOperator
+from campaign_sync.plan import build_plan
+from campaign_sync.spec.ids import dag_id_for, slug, task_id_for_destination
+from campaign_sync.spec.loader import CampaignError, LoadedCampaign, load_folder
+from campaign_sync.spec.model import PRESETS, Campaign, Schedule
+
+log = logging.getLogger(__name__)
+TAG = "campaign-sync"
+INVALID_TAG = "invalid-campaign"
+_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+class InvalidCampaignOperator(BaseOperator):
+    """Stands in for an invalid campaign's DAG and fails with the validation errors."""
+
+    ui_color = "#f28b82"
+
+    def __init__(self, *, message: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.message = message
+
+    def execute(self, context: Any) -> None:
+        """Always fails, without retries, showing what to fix."""
+        raise AirflowFailException(f"invalid campaign file:\n{self.message}")
+
+
+def _aware(value: date | datetime, tz: ZoneInfo) -> datetime:
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    return value if value.tzinfo else value.replace(tzinfo=tz)
+
+
+def schedule_args(schedule: Schedule | None) -> dict[str, Any]:
+    """DAG keyword arguments for a campaign schedule (None: manual runs only)."""
+    if schedule is None:
+        return {"schedule": None, "start_date": _EPOCH, "catchup": False}
+    tz = ZoneInfo(schedule.timezone)
+    start = _aware(schedule.start_date, tz)
+    end = _aware(schedule.end_date, tz) if schedule.end_date is not None else None
+    if schedule.cron is None or schedule.cron == "@once":
+        timetable: Any = schedule.cron
+    else:
+        cron = PRESETS.get(schedule.cron) or schedule.cron
+        timetable = CronTriggerTimetable(cron, timezone=schedule.timezone)
+        if schedule.max_runs is not None:
+            from croniter import croniter
+
+            # The Nth fire time at or after the start is the last logical date to run.
+            it = croniter(cron, start - timedelta(seconds=1))
+            for _ in range(schedule.max_runs):
+                end = it.get_next(datetime)
+    return {
+        "schedule": timetable,
+        "start_date": start,
+        "end_date": end,
+        "catchup": schedule.catchup,
+    }
+
+
+def _default_args(campaign: Campaign) -> dict[str, Any]:
+    r = campaign.retries
+    return {
+        "owner": campaign.owner,
+        "retries": r.count,
+        "retry_delay": timedelta(seconds=r.delay_seconds),
+        "retry_exponential_backoff": r.exponential_backoff,
+        "max_retry_delay": timedelta(seconds=r.max_delay_seconds),
+    }
+
+
+def _exporter(campaign: Campaign, destination: str) -> type[ExportOperator]:
+    dest = campaign.destinations[destination]
+    if dest.dry_run:
+        return LocalExportOperator
+    from airflow.sdk.module_loading import import_string
+
+    path = REGISTRY[dest.type].exporter
+    assert path is not None, "checked when the campaign was loaded"
+    return import_string(path)
+
+
+def build_dag(loaded: LoadedCampaign) -> DAG:
+    """The DAG of one valid campaign."""
+    campaign = loaded.campaign
+    plan = build_plan(campaign)
+    with (
+        DAG(  # noqa: AIR002 - schedule comes from schedule_args
+            dag_id=plan.dag_id,
+            description=(campaign.description or f"Campaign {campaign.name}")[:200],
+            doc_md=plan_markdown(plan, loaded.path),
+            tags=[TAG, *campaign.tags],
+            default_args=_default_args(campaign),
+            # A campaign's runs must not overlap: each one reads the recipients of the last.
+            max_active_runs=1,
+            **schedule_args(campaign.schedule),
+        ) as dag
+    ):
+        audience = BuildAudienceOperator(task_id="build_audience", plan=plan)
+        manifest = WriteManifestOperator(task_id="write_manifest", plan=plan)
+        for group in plan.groups:
+            kind = "control: recorded, not sent" if group.is_control else "treatment"
+            with TaskGroup(
+                group_id=group.group_id,
+                tooltip=f"{group.sub_audience} / {group.treatment_group} ({kind})",
+            ) as task_group:
+                project = ProjectAttributesOperator(
+                    task_id="project", plan=plan, group_id=group.group_id
+                )
+                for name in group.destinations:
+                    dest = campaign.destinations[name]
+                    exporter = _exporter(campaign, name)
+                    project >> exporter(
+                        task_id=task_id_for_destination(name),
+                        plan=plan,
+                        group_id=group.group_id,
+                        destination=name,
+                        conn_id=dest.conn_id,
+                        options=dest.options,
+                        dry_run=dest.dry_run,
+                    )
+            audience >> task_group >> manifest
+    return dag
+
+
+def build_error_dag(error: CampaignError, dag_id: str) -> DAG:
+    """A paused, unscheduled DAG that shows an invalid campaign's errors and fails if run."""
+    first = error.problems[0] if error.problems else "invalid"
+    with DAG(
+        dag_id=dag_id,
+        description=f"INVALID campaign file {error.path.name}: {first}"[:200],
+        doc_md=f"# Invalid campaign file\n\n```\n{error.describe()}\n```\n",
+        tags=[TAG, INVALID_TAG],
+        schedule=None,
+        start_date=_EPOCH,
+        is_paused_upon_creation=True,
+    ) as dag:
+        InvalidCampaignOperator(task_id="campaign_is_invalid", message=error.describe(), retries=0)
+    return dag
+
+
+def _error_dag_id(error: CampaignError, taken: set[str]) -> str:
+    # Keep the campaign's own DAG id when we can, so its history stays in one place.
+    if error.campaign and dag_id_for(error.campaign) and dag_id_for(error.campaign) not in taken:
+        return dag_id_for(error.campaign)
+    base = f"invalid_campaign__{slug(error.path.stem)}"
+    candidate, n = base, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}_{n}"
+    return candidate
+
+
+def build_dags(folder: Path | None = None) -> dict[str, DAG]:
+    """Every campaign DAG (and invalid-campaign DAG) for the campaigns folder, by dag_id."""
+    folder = folder or config.campaigns_dir()
+    result = load_folder(folder)
+    wanted = get_parsing_context().dag_id
+    dags: dict[str, DAG] = {}
+    taken = {c.dag_id for c in result.campaigns}
+    for loaded in result.campaigns:
+        if wanted is None or loaded.dag_id == wanted:
+            dags[loaded.dag_id] = build_dag(loaded)
+    for error in result.errors:
+        log.error("Invalid campaign file (shown as a failing DAG):\n%s", error.describe())
+        dag_id = _error_dag_id(error, taken)
+        taken.add(dag_id)
+        if wanted is None or dag_id == wanted:
+            dags[dag_id] = build_error_dag(error, dag_id)
+    return dags

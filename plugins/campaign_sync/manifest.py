@@ -1,0 +1,118 @@
+"""The run manifest: what the run selected, projected, set aside and delivered, reconciled.
+
+Built from the tasks' XCom summaries (counts and paths only). A manifest that does not add up
+is an error: a row is never silently lost between audience, groups and destinations.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from campaign_sync.plan import CampaignPlan
+
+
+class ReconciliationError(RuntimeError):
+    """The run's counts do not add up."""
+
+
+def build_manifest(
+    plan: CampaignPlan,
+    *,
+    run_id: str,
+    logical_date: str | None,
+    audience: dict[str, Any],
+    groups: dict[str, dict[str, Any]],
+    exports: dict[tuple[str, str], dict[str, Any]],
+    recipients_path: str,
+) -> dict[str, Any]:
+    """Assemble and reconcile the manifest of one run."""
+    problems: list[str] = []
+    subs: dict[str, Any] = {
+        name: {"members": 0, "treatment_groups": {}} for name in plan.sub_audiences
+    }
+    for group in plan.groups:
+        out = groups[group.group_id]
+        expected = audience["group_members"][group.group_id]
+        if out["members"] != expected:
+            problems.append(
+                f"{group.group_id}: projection saw {out['members']} members,"
+                f" audience had {expected}"
+            )
+        destinations = {}
+        for name, dest in out["destinations"].items():
+            sent = exports[(group.group_id, name)]
+            if dest["rows"] + dest["rejected"] != out["members"]:
+                problems.append(
+                    f"{group.group_id} -> {name}: {dest['rows']} projected + {dest['rejected']} "
+                    f"rejected != {out['members']} members"
+                )
+            if sent["rows_sent"] != dest["rows"]:
+                problems.append(
+                    f"{group.group_id} -> {name}: sent {sent['rows_sent']} of {dest['rows']}"
+                )
+            destinations[name] = {
+                "type": plan.campaign.destinations[name].type,
+                "dry_run": sent.get("dry_run", False),
+                "rows_sent": sent["rows_sent"],
+                "rows_rejected": dest["rejected"],
+                "rejected_by_reason": dest["rejected_by_reason"],
+                "values_cleared": dest["values_cleared"],
+                "location": sent.get("location"),
+            }
+        sub = subs[group.sub_audience]
+        sub["members"] += out["members"]
+        sub["treatment_groups"][group.treatment_group] = {
+            "group_id": group.group_id,
+            "is_control": group.is_control,
+            "members": out["members"],
+            "destinations": destinations,
+        }
+    assigned = sum(s["members"] for s in subs.values())
+    if plan.campaign.assignment.first_match_only and (
+        assigned + audience["unassigned"] != audience["audience_size"]
+    ):
+        problems.append(
+            f"sub-audiences hold {assigned} + {audience['unassigned']} unassigned, "
+            f"audience is {audience['audience_size']}"
+        )
+    if problems:
+        raise ReconciliationError(
+            f"campaign {plan.campaign.name!r} run {run_id!r} does not reconcile: "
+            + "; ".join(problems)
+        )
+    return {
+        "campaign": plan.campaign.name,
+        "dag_id": plan.dag_id,
+        "run_id": run_id,
+        "logical_date": logical_date,
+        "audience_size": audience["audience_size"],
+        "source_rows": audience["source_rows"],
+        "rows_without_customer_id": audience["rows_without_customer_id"],
+        "unassigned": audience["unassigned"],
+        "first_match_only": plan.campaign.assignment.first_match_only,
+        "sub_audiences": subs,
+        "recipients_history": recipients_path,
+    }
+
+
+def summary_lines(manifest: dict[str, Any]) -> list[str]:
+    """A human-readable run summary (counts only, no PII)."""
+    lines = [
+        f"Campaign {manifest['campaign']} ({manifest['dag_id']}), run {manifest['run_id']}",
+        f"  audience: {manifest['audience_size']} customers, {manifest['unassigned']} unassigned,"
+        f" {manifest['rows_without_customer_id']} source rows without a customer id",
+    ]
+    for sub_name, sub in manifest["sub_audiences"].items():
+        lines.append(f"  {sub_name}: {sub['members']}")
+        for group_name, group in sub["treatment_groups"].items():
+            tag = " (control: recorded, not sent)" if group["is_control"] else ""
+            lines.append(f"    {group_name}: {group['members']}{tag}")
+            for dest_name, dest in group["destinations"].items():
+                mode = " [dry run]" if dest["dry_run"] else ""
+                reasons = ", ".join(f"{r}: {n}" for r, n in dest["rejected_by_reason"].items())
+                lines.append(
+                    f"      -> {dest_name}{mode}: {dest['rows_sent']} sent,"
+                    f" {dest['rows_rejected']} set aside{f' ({reasons})' if reasons else ''}"
+                )
+    lines.append(f"  recipients history: {manifest['recipients_history']}")
+    return lines

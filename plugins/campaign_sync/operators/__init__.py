@@ -1,0 +1,1 @@
+"""Operators: one task's work each, calling hooks and the library."""

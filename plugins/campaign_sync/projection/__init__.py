@@ -1,0 +1,1 @@
+"""Projection: per-destination attribute selection, normalization, hashing and contract checks."""

@@ -1,0 +1,1 @@
+"""Campaign specification: the model, its checks, and loading from files."""

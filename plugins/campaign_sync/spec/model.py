@@ -1,0 +1,296 @@
+"""The campaign file format, as pydantic models. Unknown keys are refused everywhere.
+
+Structural rules live here; rules that cross sections (destination references, destination
+contracts, option models) live in ``campaign_sync.spec.checks``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+QUALIFIED_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$"
+PRESETS = {
+    "@once": None,
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@quarterly": "0 0 1 */3 *",
+    "@yearly": "0 0 1 1 *",
+}
+MAX_SUB_AUDIENCES = 60
+
+Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER, max_length=128)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+def _sql_expression(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("must be a non-empty SQL boolean expression")
+    if ";" in value:
+        raise ValueError("must be a single SQL expression (no ';')")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Schedule(_Strict):
+    """When the campaign runs: a cron expression or preset, a start, and an optional end."""
+
+    cron: str | None = Field(
+        default=None,
+        description="Cron expression or preset (@once, @hourly, @daily, @weekly, @monthly, "
+        "@quarterly, @yearly). Omit for manually triggered runs only.",
+    )
+    start_date: date | datetime
+    end_date: date | datetime | None = None
+    max_runs: int | None = Field(default=None, ge=1, le=100_000)
+    catchup: bool = False
+    timezone: str = "UTC"
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        if value is None or value in PRESETS:
+            return value
+        if value.startswith("@"):
+            raise ValueError(f"unknown preset {value!r}; use one of {', '.join(PRESETS)}")
+        from croniter import croniter  # already loaded by Airflow; kept local for the CLI
+
+        if not croniter.is_valid(value):
+            raise ValueError(f"{value!r} is not a valid cron expression")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _consistent_end(self) -> Schedule:
+        if self.end_date is not None and self.max_runs is not None:
+            raise ValueError("give end_date or max_runs, not both")
+        if self.max_runs is not None and self.cron in (None, "@once"):
+            raise ValueError("max_runs needs a recurring cron schedule")
+        if self.end_date is not None and _as_datetime(self.end_date) < _as_datetime(
+            self.start_date
+        ):
+            raise ValueError("end_date is before start_date")
+        return self
+
+
+def _as_datetime(value: date | datetime) -> datetime:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None)
+    return datetime(value.year, value.month, value.day)
+
+
+class Retries(_Strict):
+    """Task retries; the delay doubles on each attempt up to max_delay_seconds."""
+
+    count: int = Field(default=2, ge=0, le=20)
+    delay_seconds: int = Field(default=60, ge=0)
+    max_delay_seconds: int = Field(default=1800, ge=0)
+    exponential_backoff: bool = True
+
+
+class Source(_Strict):
+    """Where the audience comes from: SQL, or a table with include/exclude conditions."""
+
+    conn_id: Name = Field(description="Airflow connection id of the source database.")
+    customer_id: Identifier = Field(default="customer_id", description="Customer id column.")
+    sql: str | None = Field(default=None, description="SELECT returning the audience.")
+    table: Annotated[str, StringConstraints(pattern=QUALIFIED_IDENTIFIER)] | None = None
+    include: list[str] = Field(
+        default_factory=list, description="Conditions a customer must all match (table only)."
+    )
+    exclude: list[str] = Field(
+        default_factory=list, description="Conditions any of which removes a customer."
+    )
+    phone_country_code: Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,2}$")] = Field(
+        default="1",
+        description="Calling code assumed for phone numbers written without one (1 = US/Canada).",
+    )
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _conditions(cls, value: list[str]) -> list[str]:
+        return [_sql_expression(v) for v in value]
+
+    @field_validator("sql")
+    @classmethod
+    def _single_statement(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().rstrip(";").strip()
+        if not value or ";" in value:
+            raise ValueError("must be one SELECT statement")
+        return value
+
+    @model_validator(mode="after")
+    def _one_audience(self) -> Source:
+        if (self.sql is None) == (self.table is None):
+            raise ValueError("give exactly one of sql or table")
+        if self.sql is not None and (self.include or self.exclude):
+            raise ValueError("include/exclude apply to table; put conditions in the sql instead")
+        return self
+
+
+Percentage = Annotated[Decimal, Field(gt=0, le=100, decimal_places=2)]
+
+
+class TreatmentGroup(_Strict):
+    """A share of a sub-audience; a control group is recorded but sent nowhere."""
+
+    name: Name
+    percentage: Percentage
+    control: bool = False
+    destinations: list[Name] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _no_leading_underscore(cls, value: str) -> str:
+        if value.startswith("_"):
+            raise ValueError("must not start with '_'")
+        return value
+
+    @model_validator(mode="after")
+    def _control_sends_nothing(self) -> TreatmentGroup:
+        if self.control and self.destinations:
+            raise ValueError("a control group receives nothing: remove its destinations")
+        if len(set(self.destinations)) != len(self.destinations):
+            raise ValueError("a destination is listed twice")
+        return self
+
+
+def _check_groups(groups: list[TreatmentGroup]) -> list[TreatmentGroup]:
+    total = sum((g.percentage for g in groups), Decimal(0))
+    if total != 100:
+        raise ValueError(f"treatment group percentages sum to {total}, not 100")
+    names = [g.name for g in groups]
+    if len(set(names)) != len(names):
+        raise ValueError("treatment group names must be unique within a sub-audience")
+    return groups
+
+
+Groups = Annotated[list[TreatmentGroup], Field(min_length=1)]
+
+
+class SubAudience(_Strict):
+    """A named slice of the audience, selected by a SQL condition."""
+
+    name: Name
+    condition: str
+    treatment_groups: Groups
+
+    _groups = field_validator("treatment_groups")(_check_groups)
+    _condition = field_validator("condition")(_sql_expression)
+
+    @field_validator("name")
+    @classmethod
+    def _no_leading_underscore(cls, value: str) -> str:
+        if value.startswith("_"):
+            raise ValueError("must not start with '_'")
+        return value
+
+
+class Remaining(_Strict):
+    """The optional sub-audience for customers who match no other sub-audience."""
+
+    name: Name = "all remaining"
+    treatment_groups: Groups
+
+    _groups = field_validator("treatment_groups")(_check_groups)
+
+
+class Assignment(_Strict):
+    """How customers are placed in sub-audiences and treatment groups."""
+
+    first_match_only: bool = Field(
+        default=True,
+        description="True: a customer joins only the first sub-audience matched, in order. "
+        "False: every sub-audience matched.",
+    )
+    salt: str | None = Field(
+        default=None,
+        description="Hash salt for treatment groups; defaults to the campaign name. Changing it "
+        "reshuffles every customer.",
+    )
+
+
+class Destination(_Strict):
+    """A named destination of the campaign and the attributes it receives."""
+
+    type: str
+    conn_id: Name | None = Field(default=None, description="Airflow connection id.")
+    dry_run: bool = Field(
+        default=False,
+        description="Write the exact payload to the output folder instead of sending it.",
+    )
+    attributes: dict[Identifier, Annotated[str, StringConstraints(min_length=1)]] = Field(
+        description="Source column -> destination attribute name; applies to every group "
+        "that uses this destination."
+    )
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("attributes")
+    @classmethod
+    def _distinct_targets(cls, value: dict[str, str]) -> dict[str, str]:
+        targets = list(value.values())
+        dupes = sorted({t for t in targets if targets.count(t) > 1})
+        if dupes:
+            raise ValueError(f"destination attribute(s) {', '.join(dupes)} mapped twice")
+        reserved = sorted(t for t in targets if t.startswith("__"))
+        if reserved:
+            raise ValueError(f"attribute names starting with '__' are reserved: {reserved}")
+        return value
+
+
+class Campaign(_Strict):
+    """One campaign: audience, sub-audiences, treatment groups and destinations."""
+
+    name: Name
+    description: str = ""
+    owner: str = "campaign-sync"
+    tags: list[str] = Field(default_factory=list)
+    schedule: Schedule | None = None
+    retries: Retries = Retries()
+    source: Source
+    assignment: Assignment = Assignment()
+    sub_audiences: list[SubAudience] = Field(min_length=1, max_length=MAX_SUB_AUDIENCES)
+    remaining: Remaining | None = None
+    destinations: dict[Name, Destination] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _has_id_chars(cls, value: str) -> str:
+        if not re.search(r"[A-Za-z0-9]", value):
+            raise ValueError("must contain a letter or digit")
+        return value
+
+    @property
+    def hash_salt(self) -> str:
+        """Salt for treatment-group hashing."""
+        return self.assignment.salt or self.name

@@ -1,0 +1,92 @@
+"""Staging area for a run's files: a local folder or an object store (via ObjectStoragePath).
+
+Files are keyed by dag_id and run id, so a rerun replaces its own files and never touches another
+run's. Tasks always work on local files; for an object-store root they are uploaded and
+downloaded here, so data crosses XCom only as relative paths.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from campaign_sync.destinations.templating import path_safe
+
+_REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "abfs://", "az://", "file://")
+
+
+def run_prefix(dag_id: str, run_id: str) -> str:
+    """Relative folder of one DAG run's files."""
+    return f"{path_safe(dag_id)}/{path_safe(run_id)}"
+
+
+class Staging:
+    """A staging root; ``root`` is a local folder or an object-store URL such as
+    ``s3://aws_conn@bucket/prefix``."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.remote = root.startswith(_REMOTE_SCHEMES)
+
+    def uri(self, rel: str) -> str:
+        """Full location of a relative path, for manifests and logs."""
+        if self.remote:
+            return f"{self.root.rstrip('/')}/{rel}"
+        return str(Path(self.root) / rel)
+
+    def _remote_path(self, rel: str) -> Any:
+        from airflow.sdk import ObjectStoragePath
+
+        return ObjectStoragePath(self.root.rstrip("/") + "/" + rel)
+
+    @contextmanager
+    def write_dir(self, rel: str) -> Iterator[Path]:
+        """Yield an empty local folder; on success it replaces ``rel`` as a whole."""
+        if not self.remote:
+            final = Path(self.root) / rel
+            final.parent.mkdir(parents=True, exist_ok=True)
+            work = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
+            work.mkdir()
+            try:
+                yield work
+                if final.exists():
+                    shutil.rmtree(final)
+                os.replace(work, final)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            return
+        with tempfile.TemporaryDirectory(prefix="campaign_sync_") as tmp:
+            yield Path(tmp)
+            target = self._remote_path(rel)
+            if target.exists():
+                for old in sorted(target.rglob("*"), reverse=True):
+                    if old.is_file():
+                        old.unlink()
+            for local in sorted(Path(tmp).rglob("*")):
+                if local.is_file():
+                    dest = target / local.relative_to(tmp).as_posix()
+                    with local.open("rb") as src, dest.open("wb") as out:
+                        shutil.copyfileobj(src, out, length=8 * 1024 * 1024)
+
+    @contextmanager
+    def read_dir(self, rel: str) -> Iterator[Path]:
+        """Yield a local folder holding the files under ``rel`` (empty if there are none)."""
+        if not self.remote:
+            yield Path(self.root) / rel
+            return
+        with tempfile.TemporaryDirectory(prefix="campaign_sync_") as tmp:
+            source = self._remote_path(rel)
+            if source.exists():
+                for remote in source.rglob("*"):
+                    if remote.is_file():
+                        local = Path(tmp) / str(remote.relative_to(source))
+                        local.parent.mkdir(parents=True, exist_ok=True)
+                        with remote.open("rb") as src, local.open("wb") as out:
+                            shutil.copyfileobj(src, out, length=8 * 1024 * 1024)
+            yield Path(tmp)

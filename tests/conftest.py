@@ -1,0 +1,83 @@
+"""Test setup: a private Airflow home with a migrated SQLite database, and sample data.
+
+Environment variables are set before anything imports Airflow, so every test, and every
+subprocess a test starts, sees the same isolated Airflow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_CAMPAIGN = REPO / "include" / "campaigns" / "lifecycle_winback.yaml"
+_HOME = Path(tempfile.mkdtemp(prefix="campaign_sync_tests_"))
+
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_HOME / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME / 'airflow.db'}",
+        "CAMPAIGN_SYNC_STAGING_ROOT": str(_HOME / "staging"),
+        "CAMPAIGN_SYNC_OUTPUT_ROOT": str(_HOME / "outputs"),
+        "CAMPAIGN_SYNC_CAMPAIGNS_DIR": str(REPO / "include" / "campaigns"),
+    }
+)
+for _key in [k for k in os.environ if k.startswith("AWS_")]:
+    del os.environ[_key]  # never reach a real cloud account from tests
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated Airflow metadata database (once per session)."""
+    done = _HOME / "migrated"
+    if not done.exists():
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        done.touch()
+    return _HOME / "airflow.db"
+
+
+@pytest.fixture(scope="session")
+def sample_db() -> Path:
+    """The sample Merged Customers table (100k rows) with its Airflow connection set."""
+    from campaign_sync.sample_data import generate_merged_customers
+
+    path = _HOME / "data" / "merged_customers.duckdb"
+    if not path.exists():
+        generate_merged_customers(path, 100_000)
+    os.environ["AIRFLOW_CONN_CAMPAIGN_SYNC_SAMPLE"] = json.dumps(
+        {"conn_type": "duckdb", "host": str(path)}
+    )
+    return path
+
+
+@pytest.fixture
+def staging_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh local staging root for one test."""
+    root = tmp_path / "staging"
+    monkeypatch.setenv("CAMPAIGN_SYNC_STAGING_ROOT", str(root))
+    return root
+
+
+@pytest.fixture
+def campaigns_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty campaigns folder the factory and CLI read instead of include/campaigns."""
+    folder = tmp_path / "campaigns"
+    folder.mkdir()
+    monkeypatch.setenv("CAMPAIGN_SYNC_CAMPAIGNS_DIR", str(folder))
+    yield folder
