@@ -20,11 +20,12 @@ export CAMPAIGN_SYNC_STAGING_ROOT ?= $(AIRFLOW_HOME)/campaign_sync/staging
 export CAMPAIGN_SYNC_OUTPUT_ROOT ?= $(AIRFLOW_HOME)/campaign_sync/outputs
 DEMO_DB := $(AIRFLOW_HOME)/data/merged_customers.duckdb
 
-.PHONY: help install demo test lint format schema lock clean
+.PHONY: help install demo ui test lint format schema lock clean
 
 help:
 	@echo "make demo    install, then run the sample campaign end to end (no cloud account)"
 	@echo "make test    install, lint, run the whole test suite"
+	@echo "make ui      the Airflow UI on this project (airflow standalone, after make demo)"
 	@echo "make lint    ruff check and format check"
 	@echo "make schema  regenerate include/campaign.schema.json"
 	@echo "make lock    re-pin requirements*.txt from requirements*.in"
@@ -56,6 +57,9 @@ demo: install
 	@echo "Run log:       $(AIRFLOW_HOME)/demo-run.log"
 	@echo "Review files:  $(CAMPAIGN_SYNC_OUTPUT_ROOT)/review/"
 	@echo "Dry-run files: $(CAMPAIGN_SYNC_OUTPUT_ROOT)/dry_run/"
+
+ui: install
+	$(BIN)/airflow standalone
 
 lint: install
 	$(BIN)/ruff check .

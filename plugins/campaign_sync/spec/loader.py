@@ -17,7 +17,9 @@ from campaign_sync.spec.model import Campaign
 
 SUFFIXES = (".yaml", ".yml")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml is ~10x faster when present
-_NAME_LINE = re.compile(r"^name:\s*['\"]?([^'\"#\n]+?)['\"]?\s*(#.*)?$", re.MULTILINE)
+_NAME_LINE = re.compile(
+    r"^name:[ \t]*['\"]?([A-Za-z0-9][^'\"#\n]*?)['\"]?[ \t]*(#.*)?$", re.MULTILINE
+)
 
 
 class CampaignError(Exception):
