@@ -42,9 +42,10 @@ def test_manifest_reconciles(two_runs):
     manifest = two_runs[0][0]
     subs = manifest["sub_audiences"]
     assert manifest["audience_size"] > 50_000
-    assert sum(s["members"] for s in subs.values()) + manifest["unassigned"] == manifest[
-        "audience_size"
-    ]
+    assert (
+        sum(s["members"] for s in subs.values()) + manifest["unassigned"]
+        == manifest["audience_size"]
+    )
     for sub in subs.values():
         groups = sub["treatment_groups"]
         assert sum(g["members"] for g in groups.values()) == sub["members"]
@@ -105,7 +106,9 @@ def test_recipients_history(two_runs):
                 expected_controls += group["members"]
             expected_total += sum(d["rows_sent"] for d in group["destinations"].values())
     assert (total - controls, controls, runs) == (expected_total, expected_controls, 1)
-    columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall()]
+    columns = [
+        r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall()
+    ]
     assert columns == [
         "customer_id",
         "campaign",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import datetime
@@ -104,7 +105,7 @@ def test_bad_campaign_is_a_visible_failing_dag_and_others_still_load(campaigns_d
 
     from airflow.sdk.exceptions import AirflowFailException
 
-    with pytest.raises(AirflowFailException, match="broken.yaml: campaign 'broken_one'"):
+XX:
         broken.get_task("campaign_is_invalid").execute({})
 
     garbled = bag.dags["invalid_campaign__garbled"]
@@ -174,5 +175,7 @@ def test_schedule_args():
     )
     assert weekly["catchup"] is True
     assert weekly["end_date"].replace(tzinfo=None) == datetime(2026, 12, 31)
-    ny = schedule_args(Schedule(cron="0 6 * * *", start_date="2026-11-02", timezone="America/New_York"))
+    ny = schedule_args(
+        Schedule(cron="0 6 * * *", start_date="2026-11-02", timezone="America/New_York")
+    )
     assert str(ny["start_date"].tzinfo) == "America/New_York"

@@ -55,6 +55,7 @@ def _find(name: str) -> LoadedCampaign:
 def _plan(args: argparse.Namespace) -> int:
     from campaign_sync.audience.query import audience_query
     from campaign_sync.plan import build_plan
+    from campaign_sync.spec.ids import task_id_for_destination
 
     try:
         loaded = _find(args.campaign)
@@ -79,7 +80,7 @@ def _plan(args: argparse.Namespace) -> int:
         for dest in group.destinations:
             d = loaded.campaign.destinations[dest]
             mode = "dry run" if d.dry_run else d.conn_id or "local"
-            print(f"    export_{dest}  ({d.type}, {mode})")
+            print(f"    {task_id_for_destination(dest)}  ({d.type}, {mode})")
     print("  write_manifest")
     if args.sql:
         print("\nAudience query pushed down to the source:\n" + audience_query(plan))

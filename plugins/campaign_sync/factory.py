@@ -7,10 +7,9 @@ When Airflow parses for one task (``get_parsing_context().dag_id``) only that DA
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from airflow.sdk import DAG, BaseOperator, CronTriggerTimetable, TaskGroup, get_parsing_context
 from airflow.sdk.exceptions import AirflowFailException
@@ -47,19 +46,12 @@ class InvalidCampaignOperator(BaseOperator):
         raise AirflowFailException(f"invalid campaign file:\n{self.message}")
 
 
-def _aware(value: date | datetime, tz: ZoneInfo) -> datetime:
-    if not isinstance(value, datetime):
-        value = datetime(value.year, value.month, value.day)
-    return value if value.tzinfo else value.replace(tzinfo=tz)
-
-
 def schedule_args(schedule: Schedule | None) -> dict[str, Any]:
     """DAG keyword arguments for a campaign schedule (None: manual runs only)."""
     if schedule is None:
         return {"schedule": None, "start_date": _EPOCH, "catchup": False}
-    tz = ZoneInfo(schedule.timezone)
-    start = _aware(schedule.start_date, tz)
-    end = _aware(schedule.end_date, tz) if schedule.end_date is not None else None
+    start = schedule.aware(schedule.start_date)
+    end = schedule.aware(schedule.end_date) if schedule.end_date is not None else None
     if schedule.cron is None or schedule.cron == "@once":
         timetable: Any = schedule.cron
     else:

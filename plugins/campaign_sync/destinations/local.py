@@ -30,6 +30,13 @@ class LocalOptions(BaseModel):
     def _safe_template(cls, value: str) -> str:
         return check_template(value)
 
+    @field_validator("path")
+    @classmethod
+    def _no_parent_segments(cls, value: str) -> str:
+        if ".." in value.replace("\\", "/").split("/"):
+            raise ValueError("must not contain '..' segments (use an absolute path instead)")
+        return value
+
 
 LOCAL = DestinationType(
     name="local",

@@ -91,17 +91,28 @@ class _Columns:
         return _Attr(source, name, rule, value, present)
 
 
-def _destination_attrs(
-    plan: CampaignPlan, dest_name: str, columns: _Columns
-) -> tuple[list[_Attr], list[str], list[str]]:
+@dataclass(frozen=True)
+class _DestinationSpec:
+    """One destination's projection: its attributes and the SQL that accepts or rejects rows."""
+
+    name: str
+    attrs: list[_Attr]
+    required: list[str]
+    rejected: str  # SQL: true when the row cannot be sent
+    reason: str  # SQL: why (first failing rule)
+
+    @property
+    def optional_checked(self) -> list[_Attr]:
+        """Optional attributes whose invalid values are cleared rather than rejected."""
+        return [a for a in self.attrs if a.present is not None and a.name not in self.required]
+
+
+def _destination_spec(plan: CampaignPlan, dest_name: str, columns: _Columns) -> _DestinationSpec:
     dest = plan.campaign.destinations[dest_name]
     dtype = REGISTRY[dest.type]
     attrs = [columns.attr(src, name, dtype.rule_for(name)) for src, name in dest.attributes.items()]
     names = [a.name for a in attrs]
-    return attrs, dtype.row_required(names), dtype.row_any_of(names)
-
-
-def _reason_sql(attrs: list[_Attr], required: list[str], any_of: list[str]) -> tuple[str, str]:
+    required, any_of = dtype.row_required(names), dtype.row_any_of(names)
     by_name = {a.name: a for a in attrs}
     checks: list[tuple[str, str]] = []  # (condition meaning "rejected", reason)
     for name in required:
@@ -113,10 +124,35 @@ def _reason_sql(attrs: list[_Attr], required: list[str], any_of: list[str]) -> t
         none_valid = " AND ".join(f"{by_name[n].value} IS NULL" for n in any_of)
         checks.append((f"({none_valid})", f"no valid identifier among {', '.join(any_of)}"))
     if not checks:
-        return "FALSE", "NULL"
+        return _DestinationSpec(dest_name, attrs, required, "FALSE", "NULL")
     rejected = " OR ".join(f"({c})" for c, _ in checks)
     reason = "CASE " + " ".join(f"WHEN {c} THEN {duck.literal(r)}" for c, r in checks) + " END"
-    return rejected, reason
+    return _DestinationSpec(dest_name, attrs, required, rejected, reason)
+
+
+def _write_destination(con: Any, spec: _DestinationSpec, target: Path) -> tuple[int, dict, dict]:
+    """Write the rows ``spec`` accepts to ``target``; return (rows, rejected by reason, cleared)."""
+    values = ", ".join(f"{a.value} AS {duck.ident(a.name)}" for a in spec.attrs)
+    # Sorted, so a re-projection yields the same batches for resumable exports.
+    con.execute(
+        f"COPY (SELECT __customer_id, {values} FROM norm WHERE NOT ({spec.rejected})"
+        f" ORDER BY __customer_id) TO {duck.literal(str(target))} (FORMAT parquet)"
+    )
+    rows = con.execute(f"SELECT count(*) FROM read_parquet({duck.literal(str(target))})").fetchone()
+    reasons = con.execute(
+        f"SELECT {spec.reason} AS r, count(*) FROM norm WHERE {spec.rejected} GROUP BY r ORDER BY r"
+    ).fetchall()
+    cleared: dict[str, int] = {}
+    if spec.optional_checked:
+        counts = con.execute(
+            "SELECT "
+            + ", ".join(
+                f"count_if({a.present} AND {a.value} IS NULL)" for a in spec.optional_checked
+            )
+            + f" FROM norm WHERE NOT ({spec.rejected})"
+        ).fetchone()
+        cleared = {a.name: int(n) for a, n in zip(spec.optional_checked, counts, strict=True) if n}
+    return int(rows[0]), {str(r): int(n) for r, n in reasons}, cleared
 
 
 def project_group(
@@ -132,9 +168,9 @@ def project_group(
     index = plan.groups.index(group)
     source = plan.campaign.source
     columns = _Columns(source.phone_country_code, source.customer_id)
-    per_dest = {d: _destination_attrs(plan, d, columns) for d in group.destinations}
+    specs = [_destination_spec(plan, d, columns) for d in group.destinations]
     out_rel = f"{run_rel}/groups/{group.group_id}"
-    history_consts = ", ".join(
+    history = ", ".join(
         f"{duck.literal(v)} AS {k}"
         for k, v in (
             ("campaign", plan.campaign.name),
@@ -155,71 +191,41 @@ def project_group(
             f"CREATE VIEW members AS SELECT * FROM read_parquet({duck.parquet_glob(group_dir)})"
         )
         members = con.execute("SELECT count(*) FROM members").fetchone()[0]
-        if group.is_control or not group.destinations:
+        recipients = duck.literal(str(out / RECIPIENTS_FILE))
+        if not specs:
             con.execute(
-                f"COPY (SELECT __customer_id AS customer_id, {history_consts}, "
-                f"{str(group.is_control).upper()} AS is_control, NULL::VARCHAR AS destination "
-                f"FROM members) TO {duck.literal(str(out / RECIPIENTS_FILE))} (FORMAT parquet)"
+                f"COPY (SELECT __customer_id AS customer_id, {history},"
+                f" {str(group.is_control).upper()} AS is_control, NULL::VARCHAR AS destination"
+                f" FROM members) TO {recipients} (FORMAT parquet)"
             )
         else:
-            normalized = Path(tmp) / "normalized.parquet"
+            # One pass normalizes and hashes what all the group's destinations need.
+            normalized = duck.literal(str(Path(tmp) / "normalized.parquet"))
             select = ", ".join(f"{sql} AS {name}" for name, sql in columns.select.items())
             con.execute(
-                f"COPY (SELECT __customer_id, {select} FROM members) TO "
-                f"{duck.literal(str(normalized))} (FORMAT parquet)"
+                f"COPY (SELECT __customer_id, {select} FROM members) TO {normalized}"
+                " (FORMAT parquet)"
             )
-            con.execute(
-                f"CREATE VIEW norm AS SELECT * FROM read_parquet({duck.literal(str(normalized))})"
-            )
+            con.execute(f"CREATE VIEW norm AS SELECT * FROM read_parquet({normalized})")
             (out / "destinations").mkdir()
             rejected_parts, history_parts = [], []
-            for dest_name, (attrs, required, any_of) in per_dest.items():
-                rejected_sql, reason_sql = _reason_sql(attrs, required, any_of)
-                file_rel = f"destinations/{dest_name}.parquet"
-                values = ", ".join(f"{a.value} AS {duck.ident(a.name)}" for a in attrs)
-                con.execute(
-                    f"COPY (SELECT __customer_id, {values} FROM norm WHERE NOT ({rejected_sql})) "
-                    f"TO {duck.literal(str(out / file_rel))} (FORMAT parquet)"
-                )
-                rows = con.execute(
-                    f"SELECT count(*) FROM read_parquet({duck.literal(str(out / file_rel))})"
-                ).fetchone()[0]
-                reasons = dict(
-                    con.execute(
-                        f"SELECT {reason_sql} AS r, count(*) FROM norm WHERE {rejected_sql} "
-                        "GROUP BY r ORDER BY r"
-                    ).fetchall()
-                )
-                cleared_checks = [
-                    a for a in attrs if a.present is not None and a.name not in required
-                ]
-                cleared: dict[str, int] = {}
-                if cleared_checks:
-                    counts = con.execute(
-                        "SELECT "
-                        + ", ".join(
-                            f"count_if({a.present} AND {a.value} IS NULL)" for a in cleared_checks
-                        )
-                        + f" FROM norm WHERE NOT ({rejected_sql})"
-                    ).fetchone()
-                    cleared = {
-                        a.name: int(n) for a, n in zip(cleared_checks, counts, strict=True) if n
-                    }
+            for spec in specs:
+                file_rel = f"destinations/{spec.name}.parquet"
+                rows, reasons, cleared = _write_destination(con, spec, out / file_rel)
+                name = duck.literal(spec.name)
                 rejected_parts.append(
-                    "SELECT __customer_id AS customer_id,"
-                    f" {duck.literal(dest_name)} AS destination,"
-                    f" {reason_sql} AS reason FROM norm WHERE {rejected_sql}"
+                    f"SELECT __customer_id AS customer_id, {name} AS destination,"
+                    f" {spec.reason} AS reason FROM norm WHERE {spec.rejected}"
                 )
                 history_parts.append(
-                    f"SELECT __customer_id AS customer_id, {history_consts}, FALSE AS is_control,"
-                    f" {duck.literal(dest_name)} AS destination "
-                    f"FROM read_parquet({duck.literal(str(out / file_rel))})"
+                    f"SELECT __customer_id AS customer_id, {history}, FALSE AS is_control,"
+                    f" {name} AS destination FROM read_parquet({duck.literal(str(out / file_rel))})"
                 )
-                outputs[dest_name] = DestinationOutput(
+                outputs[spec.name] = DestinationOutput(
                     path=f"{out_rel}/{file_rel}",
-                    rows=int(rows),
-                    rejected=int(sum(reasons.values())),
-                    rejected_by_reason={str(k): int(v) for k, v in reasons.items()},
+                    rows=rows,
+                    rejected=sum(reasons.values()),
+                    rejected_by_reason=reasons,
                     values_cleared=cleared,
                 )
             con.execute(
@@ -227,8 +233,7 @@ def project_group(
                 f"{duck.literal(str(out / REJECTED_FILE))} (FORMAT parquet)"
             )
             con.execute(
-                f"COPY ({' UNION ALL '.join(history_parts)}) TO "
-                f"{duck.literal(str(out / RECIPIENTS_FILE))} (FORMAT parquet)"
+                f"COPY ({' UNION ALL '.join(history_parts)}) TO {recipients} (FORMAT parquet)"
             )
         con.close()
     return GroupOutput(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -9,6 +10,8 @@ from pydantic import ValidationError
 from campaign_sync.destinations import REGISTRY
 from campaign_sync.spec.ids import group_id_for, slug, task_id_for_destination
 from campaign_sync.spec.model import Campaign, Destination
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,12 @@ def problems_from_validation(exc: ValidationError) -> list[Problem]:
     for err in exc.errors():
         path = ""
         for part in err["loc"]:
-            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+            if part == "[key]":  # pydantic's marker for an invalid mapping key
+                continue
+            if isinstance(part, int) or not _PLAIN_KEY.match(str(part)):
+                path += f"[{part}]" if isinstance(part, int) else f"[{str(part)!r}]"
+            else:
+                path += f".{part}" if path else str(part)
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key"

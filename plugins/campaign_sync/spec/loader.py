@@ -80,7 +80,10 @@ def load_file(path: Path) -> Campaign:
     try:
         data: Any = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
-        raise CampaignError(path, _guess_name(text), [Problem("", f"YAML error: {exc}")]) from exc
+        message = " ".join(str(exc).split())  # one line per problem, whatever PyYAML says
+        raise CampaignError(
+            path, _guess_name(text), [Problem("", f"YAML error: {message}")]
+        ) from exc
     if not isinstance(data, dict):
         raise CampaignError(
             path, None, [Problem("", "a campaign file must be a YAML mapping (key: value)")]

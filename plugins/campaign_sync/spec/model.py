@@ -94,17 +94,17 @@ class Schedule(_Strict):
             raise ValueError("give end_date or max_runs, not both")
         if self.max_runs is not None and self.cron in (None, "@once"):
             raise ValueError("max_runs needs a recurring cron schedule")
-        if self.end_date is not None and _as_datetime(self.end_date) < _as_datetime(
-            self.start_date
-        ):
+        if self.end_date is not None and self.aware(self.end_date) < self.aware(self.start_date):
             raise ValueError("end_date is before start_date")
         return self
 
+    def aware(self, value: date | datetime) -> datetime:
+        """A schedule date as an aware datetime; naive values are in the schedule's timezone."""
+        from zoneinfo import ZoneInfo
 
-def _as_datetime(value: date | datetime) -> datetime:
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=None)
-    return datetime(value.year, value.month, value.day)
+        if not isinstance(value, datetime):
+            value = datetime(value.year, value.month, value.day)
+        return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(self.timezone))
 
 
 class Retries(_Strict):
@@ -158,6 +158,12 @@ class Source(_Strict):
         return self
 
 
+def _no_leading_underscore(value: str) -> str:
+    if value.startswith("_"):
+        raise ValueError("must not start with '_'")
+    return value
+
+
 Percentage = Annotated[Decimal, Field(gt=0, le=100, decimal_places=2)]
 
 
@@ -169,12 +175,7 @@ class TreatmentGroup(_Strict):
     control: bool = False
     destinations: list[Name] = Field(default_factory=list)
 
-    @field_validator("name")
-    @classmethod
-    def _no_leading_underscore(cls, value: str) -> str:
-        if value.startswith("_"):
-            raise ValueError("must not start with '_'")
-        return value
+    _name = field_validator("name")(_no_leading_underscore)
 
     @model_validator(mode="after")
     def _control_sends_nothing(self) -> TreatmentGroup:
@@ -207,13 +208,7 @@ class SubAudience(_Strict):
 
     _groups = field_validator("treatment_groups")(_check_groups)
     _condition = field_validator("condition")(_sql_expression)
-
-    @field_validator("name")
-    @classmethod
-    def _no_leading_underscore(cls, value: str) -> str:
-        if value.startswith("_"):
-            raise ValueError("must not start with '_'")
-        return value
+    _name = field_validator("name")(_no_leading_underscore)
 
 
 class Remaining(_Strict):
@@ -223,6 +218,7 @@ class Remaining(_Strict):
     treatment_groups: Groups
 
     _groups = field_validator("treatment_groups")(_check_groups)
+    _name = field_validator("name")(_no_leading_underscore)
 
 
 class Assignment(_Strict):
