@@ -105,7 +105,7 @@ def test_bad_campaign_is_a_visible_failing_dag_and_others_still_load(campaigns_d
 
     from airflow.sdk.exceptions import AirflowFailException
 
-XX:
+    with pytest.raises(AirflowFailException, match=re.escape("broken.yaml: campaign 'broken_one'")):
         broken.get_task("campaign_is_invalid").execute({})
 
     garbled = bag.dags["invalid_campaign__garbled"]
