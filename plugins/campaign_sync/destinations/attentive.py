@@ -2,18 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
-
+from campaign_sync.destinations.audience_options import AudienceOptions
 from campaign_sync.destinations.base import AttributeRule, DestinationType
-
-
-class AttentiveOptions(BaseModel):
-    """Attentive segment the group's subscribers are uploaded to."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    segment_name: str | None = None
-
 
 ATTENTIVE = DestinationType(
     name="attentive",
@@ -23,5 +13,6 @@ ATTENTIVE = DestinationType(
         "email": AttributeRule(kind="email"),
     },
     exactly_one_of=frozenset({"phone", "email"}),
-    options_model=AttentiveOptions,
+    options_model=AudienceOptions,
+    exporter="campaign_sync.operators.attentive.AttentiveExportOperator",
 )

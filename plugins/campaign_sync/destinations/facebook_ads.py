@@ -2,18 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
-
+from campaign_sync.destinations.audience_options import ReplaceableAudienceOptions
 from campaign_sync.destinations.base import AttributeRule, DestinationType
-
-
-class FacebookOptions(BaseModel):
-    """Meta ad account and custom audience (created once, reused by name)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    ad_account_id: str | None = None
-    audience_name: str | None = None
 
 
 def _hashed(kind: str) -> AttributeRule:
@@ -43,5 +33,6 @@ FACEBOOK_ADS = DestinationType(
         "MADID": AttributeRule(kind="mobile_ad_id"),
     },
     at_least_one_of=frozenset({"EXTERN_ID", "EMAIL", "PHONE", "MADID"}),
-    options_model=FacebookOptions,
+    options_model=ReplaceableAudienceOptions,
+    exporter="campaign_sync.operators.facebook_ads.FacebookAdsExportOperator",
 )

@@ -2,18 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
-
+from campaign_sync.destinations.audience_options import AudienceOptions
 from campaign_sync.destinations.base import AttributeRule, DestinationType
-
-
-class KlaviyoOptions(BaseModel):
-    """Klaviyo list the group's profiles are added to (created once, reused by name)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    list_name: str | None = None
-
 
 # Klaviyo takes plain values (it does its own matching); phone_number must be E.164.
 KLAVIYO = DestinationType(
@@ -28,5 +18,6 @@ KLAVIYO = DestinationType(
     },
     open_attributes=True,
     extra_rule=AttributeRule(kind="passthrough"),
-    options_model=KlaviyoOptions,
+    options_model=AudienceOptions,
+    exporter="campaign_sync.operators.klaviyo.KlaviyoExportOperator",
 )

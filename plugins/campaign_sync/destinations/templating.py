@@ -29,6 +29,16 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 
 def check_template(template: str) -> str:
     """Return ``template`` if it is a safe relative name template, else raise ValueError."""
+    check_name_template(template)
+    if template.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", template):
+        raise ValueError(f"template {template!r} must be a relative path")
+    if any(part in ("..", ".") for part in re.split(r"[/\\]", template)):
+        raise ValueError(f"template {template!r} must not contain '.' or '..' path segments")
+    return template
+
+
+def check_name_template(template: str) -> str:
+    """Return ``template`` if its placeholders are known (names may contain any characters)."""
     try:
         fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
     except ValueError as exc:
@@ -39,13 +49,14 @@ def check_template(template: str) -> str:
             f"unknown placeholder(s) {', '.join(unknown)};"
             f" allowed: {', '.join(sorted(PLACEHOLDERS))}"
         )
-    if template.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", template):
-        raise ValueError(f"template {template!r} must be a relative path")
-    if any(part in ("..", ".") for part in re.split(r"[/\\]", template)):
-        raise ValueError(f"template {template!r} must not contain '.' or '..' path segments")
-    if "{" not in template and "}" not in template and not template.strip():
-        raise ValueError("template must not be empty")
+    if not template.strip():
+        raise ValueError("must not be empty")
     return template
+
+
+def render_name(template: str, values: Mapping[str, str | int]) -> str:
+    """Render a checked name template (an audience or list name) as is."""
+    return template.format(**values)
 
 
 def path_safe(value: str) -> str:

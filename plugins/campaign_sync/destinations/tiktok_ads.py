@@ -2,19 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
-
+from campaign_sync.destinations.audience_options import AudienceOptions
 from campaign_sync.destinations.base import AttributeRule, DestinationType
-
-
-class TikTokOptions(BaseModel):
-    """TikTok advertiser and custom audience (created once, reused by name)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    advertiser_id: str | None = None
-    audience_name: str | None = None
-
 
 # Names follow TikTok's id_schema (EMAIL_SHA256, PHONE_SHA256, IDFA_SHA256, AAID_SHA256).
 # Email drops a "+tag" as TikTok's customer-file guide asks; phone is E.164 before hashing.
@@ -27,5 +16,6 @@ TIKTOK_ADS = DestinationType(
         "IDFA": AttributeRule(kind="mobile_ad_id", hashed=True),
         "AAID": AttributeRule(kind="mobile_ad_id", hashed=True),
     },
-    options_model=TikTokOptions,
+    options_model=AudienceOptions,
+    exporter="campaign_sync.operators.tiktok_ads.TikTokAdsExportOperator",
 )

@@ -1,0 +1,60 @@
+"""Deterministic batches over a staged Parquet file.
+
+Boundaries depend only on the file's rows (which projection writes sorted by customer id), so a
+retried or resumed export cuts exactly the same batches and a checkpoint can name them by number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+INTERNAL_PREFIX = "__"
+
+
+def _default_size(row: dict[str, Any]) -> int:
+    return len(json.dumps(row, separators=(",", ":"), default=str))
+
+
+def iter_batches(
+    path: Path,
+    *,
+    max_rows: int,
+    max_bytes: int | None = None,
+    size_of: Callable[[dict[str, Any]], int] = _default_size,
+    read_rows: int = 50_000,
+) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """Yield (batch number from 1, rows) with at most ``max_rows`` rows and ``max_bytes`` bytes.
+
+    Internal columns (``__`` prefix) are left out of the rows.
+    """
+    parquet = pq.ParquetFile(path)
+    columns = [n for n in parquet.schema_arrow.names if not n.startswith(INTERNAL_PREFIX)]
+    batch: list[dict[str, Any]] = []
+    size = 0
+    number = 0
+    for record_batch in parquet.iter_batches(batch_size=read_rows, columns=columns):
+        for row in record_batch.to_pylist():
+            row_size = size_of(row) if max_bytes else 0
+            if batch and (len(batch) >= max_rows or (max_bytes and size + row_size > max_bytes)):
+                number += 1
+                yield number, batch
+                batch, size = [], 0
+            batch.append(row)
+            size += row_size
+    if batch:
+        yield number + 1, batch
+
+
+def fingerprint(path: Path) -> str:
+    """SHA-256 of a file's bytes: identifies the exact rows a checkpoint refers to."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,59 @@
+"""Client-side rate limiting: stay under a platform's per-second and per-minute limits."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+
+class RateLimiter:
+    """Sliding-window limiter over one or more (max calls, window seconds) limits.
+
+    ``pause_for`` lets a limit signal from the server (Retry-After, reset headers) hold every
+    later call, not just the one that was refused.
+    """
+
+    def __init__(
+        self,
+        limits: list[tuple[int, float]],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.limits = [(n, w) for n, w in limits if n > 0]
+        self._calls: deque[float] = deque()
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._paused_until = 0.0
+
+    def pause_for(self, seconds: float) -> None:
+        """Make every call wait at least ``seconds`` from now."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    def _wait_time(self, now: float) -> float:
+        wait = self._paused_until - now
+        for max_calls, window in self.limits:
+            recent = [t for t in self._calls if t > now - window]
+            if len(recent) >= max_calls:
+                wait = max(wait, recent[-max_calls] + window - now)
+        return wait
+
+    def acquire(self) -> float:
+        """Block until a call is allowed; return the seconds waited."""
+        waited = 0.0
+        longest = max((w for _, w in self.limits), default=0.0)
+        while True:
+            with self._lock:
+                now = self._clock()
+                wait = self._wait_time(now)
+                if wait <= 0:
+                    self._calls.append(now)
+                    while self._calls and self._calls[0] <= now - longest:
+                        self._calls.popleft()
+                    return waited
+            self._sleep(wait)
+            waited += wait

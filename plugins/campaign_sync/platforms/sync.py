@@ -1,0 +1,99 @@
+"""Sync modes: what to send to a platform audience for one run.
+
+- ``add``: every projected row (platforms upsert members).
+- ``mirror``: rows new since the last successful delivery of this group to this destination,
+  and removal of rows that left it (their payload comes from that earlier delivery's file).
+- ``replace``: every projected row, replacing the audience's whole membership.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from campaign_sync import duck
+from campaign_sync.staging import Staging
+
+SYNC_MODES = ("add", "mirror", "replace")
+
+
+@dataclass(frozen=True)
+class SyncPlan:
+    """Files of rows to add and to remove (sorted by customer id), and their counts."""
+
+    adds: Path
+    removes: Path | None
+    added: int
+    removed: int
+
+
+class DeliveryLog:
+    """Which run last delivered a group to a destination, and the one before it.
+
+    Kept at ``<dag_id>/deliveries/<group_id>/<destination>.json`` in staging; an export of run
+    R mirrors against the latest delivery from a run other than R, so retries of R diff against
+    the same baseline.
+    """
+
+    def __init__(self, staging: Staging, dag_id: str, group_id: str, destination: str) -> None:
+        self.staging = staging
+        self.rel = f"{dag_id}/deliveries/{group_id}/{destination}"
+
+    def _load(self) -> dict[str, Any]:
+        with self.staging.read_dir(self.rel) as folder:
+            path = folder / "log.json"
+            return json.loads(path.read_text()) if path.exists() else {}
+
+    def baseline_for(self, run_rel: str) -> str | None:
+        """Run folder of the last successful delivery before run ``run_rel``, if any."""
+        log = self._load()
+        current = log.get("current")
+        if current and current != run_rel:
+            return current
+        return log.get("previous")
+
+    def record(self, run_rel: str) -> None:
+        """Note that ``run_rel`` delivered successfully."""
+        log = self._load()
+        if log.get("current") != run_rel:
+            log = {"previous": log.get("current"), "current": run_rel}
+        with self.staging.write_dir(self.rel) as out:
+            (out / "log.json").write_text(json.dumps(log))
+
+
+def plan_sync(
+    mode: str, current: Path, previous: Path | None, work: Path, memory_limit: str
+) -> SyncPlan:
+    """Work out the rows to add and remove for ``mode``."""
+    con = duck.connect(work, memory_limit)
+    cur = f"read_parquet({duck.literal(str(current))})"
+    try:
+        current_rows = con.execute(f"SELECT count(*) FROM {cur}").fetchone()[0]
+        if mode != "mirror" or previous is None:
+            return SyncPlan(current, None, int(current_rows), 0)
+        prev = f"read_parquet({duck.literal(str(previous))})"
+        same_shape = [r[:2] for r in con.execute(f"DESCRIBE SELECT * FROM {cur}").fetchall()] == [
+            r[:2] for r in con.execute(f"DESCRIBE SELECT * FROM {prev}").fetchall()
+        ]
+        adds, removes = work / "adds.parquet", work / "removes.parquet"
+        if same_shape:
+            add_sql = f"SELECT * FROM {cur} EXCEPT SELECT * FROM {prev}"
+            remove_sql = f"SELECT * FROM {prev} EXCEPT SELECT * FROM {cur}"
+        else:
+            # The attributes changed: every old payload goes, every new one comes.
+            add_sql, remove_sql = f"SELECT * FROM {cur}", f"SELECT * FROM {prev}"
+        counts = []
+        for sql, target in ((add_sql, adds), (remove_sql, removes)):
+            con.execute(
+                f"COPY ({sql} ORDER BY ALL) TO {duck.literal(str(target))} (FORMAT parquet)"
+            )
+            counts.append(
+                con.execute(
+                    f"SELECT count(*) FROM read_parquet({duck.literal(str(target))})"
+                ).fetchone()[0]
+            )
+        return SyncPlan(adds, removes, int(counts[0]), int(counts[1]))
+    finally:
+        con.close()

@@ -1,0 +1,1 @@
+"""Local servers that follow each platform's documented API contract, for tests."""

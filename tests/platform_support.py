@@ -1,0 +1,89 @@
+"""Helpers for platform export tests: a one-group campaign, staged projected rows, a run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from campaign_sync import config
+from campaign_sync.plan import CampaignPlan, build_plan
+from campaign_sync.spec.model import Campaign
+from campaign_sync.staging import run_prefix
+
+DEST = "dest"
+
+
+def sha(value: str) -> str:
+    """SHA-256 hex, as projection writes hashed identifiers."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def one_group_plan(
+    dest_type: str, attributes: dict[str, str], options: dict[str, Any] | None = None
+) -> CampaignPlan:
+    """A campaign with one sub-audience and one treatment group sent to ``dest``."""
+    campaign = Campaign.model_validate(
+        {
+            "name": "platform test",
+            "source": {"conn_id": "unused", "table": "customers"},
+            "sub_audiences": [
+                {
+                    "name": "everyone",
+                    "condition": "TRUE",
+                    "treatment_groups": [
+                        {"name": "treatment", "percentage": 100, "destinations": [DEST]}
+                    ],
+                }
+            ],
+            "destinations": {
+                DEST: {
+                    "type": dest_type,
+                    "conn_id": "plat",
+                    "attributes": attributes,
+                    "options": options or {},
+                }
+            },
+        }
+    )
+    return build_plan(campaign)
+
+
+def set_connection(monkeypatch: Any, conn_id: str, conn_type: str, **fields: Any) -> None:
+    """Define an Airflow connection through its environment variable."""
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": conn_type, **fields})
+    )
+
+
+def stage_projected(plan: CampaignPlan, run_id: str, rows: list[dict[str, Any]]) -> Path:
+    """Write rows (with ``__customer_id``) where projection would put them for ``run_id``."""
+    group = plan.groups[0]
+    rel = f"{run_prefix(plan.dag_id, run_id)}/groups/{group.group_id}/destinations/{DEST}.parquet"
+    path = Path(config.staging_root()) / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = sorted(rows, key=lambda r: r["__customer_id"])
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+def run_export(
+    operator_class: type, plan: CampaignPlan, run_id: str, rows: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Stage ``rows`` for ``run_id`` and deliver them with ``operator_class``."""
+    source = stage_projected(plan, run_id, rows)
+    dest = plan.campaign.destinations[DEST]
+    operator = operator_class(
+        task_id=f"export_{DEST}",
+        plan=plan,
+        group_id=plan.groups[0].group_id,
+        destination=DEST,
+        conn_id=dest.conn_id,
+        options=dest.options,
+    )
+    context = {"run_id": run_id, "logical_date": datetime(2026, 11, 27, tzinfo=UTC)}
+    return operator.deliver(source, context)
