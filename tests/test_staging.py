@@ -46,11 +46,13 @@ SECOND = {"z.txt": b"second z", "other/y.txt": b"second y"}
 
 
 def test_run_prefix():
-    assert run_prefix("my_dag", "manual__2026-01-05T06:00:00+00:00") == (
-        "my_dag/manual__2026-01-05T06_00_00_00_00"
-    )
+    prefix = run_prefix("my_dag", "manual__2026-01-05T06:00:00+00:00")
+    assert prefix.startswith("my_dag/manual__2026-01-05T06_00_00_00_00-")
+    assert (
+        run_prefix("my_dag", "scheduled__x") == "my_dag/scheduled__x"
+    )  # clean ids stay as they are
     assert "/" not in run_prefix("d", "a/../../b").split("/", 1)[1]
-    assert run_prefix("d", "..") == "d/_"
+    assert run_prefix("d", "..").startswith("d/_-")
 
 
 def test_distinct_run_ids_never_share_a_folder():
@@ -296,7 +298,7 @@ def test_sample_campaign_on_s3_matches_local(s3, sample_db, tmp_path):
     objects = _objects(s3)
     local_files = _tree(local_root)
     assert set(objects) == set(local_files)
-    prefix = "lifecycle_winback/manual__2026-11-02T06_00_00_00_00"
+    prefix = run_prefix("lifecycle_winback", "manual__2026-11-02T06:00:00+00:00")
     assert f"{prefix}/groups/at_risk__treatment/destinations/tiktok.parquet" in objects
     assert f"{prefix}/groups/active__control/recipients.parquet" in objects
     assert any(k.startswith(f"{prefix}/audience/__g=6/") for k in objects)

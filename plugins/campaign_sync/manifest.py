@@ -6,9 +6,12 @@ is an error: a row is never silently lost between audience, groups and destinati
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from campaign_sync.plan import CampaignPlan
+
+_EXPORT_BOOKKEEPING = {"destination", "group_id", "rows_sent", "location", "dry_run"}
 
 
 class ReconciliationError(RuntimeError):
@@ -58,6 +61,8 @@ def build_manifest(
                 "rejected_by_reason": dest["rejected_by_reason"],
                 "values_cleared": dest["values_cleared"],
                 "location": sent.get("location"),
+                # What the exporter adds: platform counts (invalid, added, removed, batches).
+                **{k: v for k, v in sent.items() if k not in _EXPORT_BOOKKEEPING},
             }
         sub = subs[group.sub_audience]
         sub["members"] += out["members"]
@@ -85,6 +90,7 @@ def build_manifest(
         "dag_id": plan.dag_id,
         "run_id": run_id,
         "logical_date": logical_date,
+        "completed_at": datetime.now(UTC).isoformat(),
         "audience_size": audience["audience_size"],
         "source_rows": audience["source_rows"],
         "rows_without_customer_id": audience["rows_without_customer_id"],
@@ -110,9 +116,14 @@ def summary_lines(manifest: dict[str, Any]) -> list[str]:
             for dest_name, dest in group["destinations"].items():
                 mode = " [dry run]" if dest["dry_run"] else ""
                 reasons = ", ".join(f"{r}: {n}" for r, n in dest["rejected_by_reason"].items())
-                lines.append(
+                line = (
                     f"      -> {dest_name}{mode}: {dest['rows_sent']} sent,"
                     f" {dest['rows_rejected']} set aside{f' ({reasons})' if reasons else ''}"
                 )
+                if dest.get("platform_invalid"):
+                    line += f", {dest['platform_invalid']} refused by the platform"
+                if dest.get("mode") == "mirror":
+                    line += f" (mirror: +{dest['added']} -{dest['removed']})"
+                lines.append(line)
     lines.append(f"  recipients history: {manifest['recipients_history']}")
     return lines

@@ -16,14 +16,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from campaign_sync.destinations.templating import path_safe
+from campaign_sync.destinations.templating import unique_segment
 
 _REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "abfs://", "az://", "file://")
 
 
 def run_prefix(dag_id: str, run_id: str) -> str:
-    """Relative folder of one DAG run's files."""
-    return f"{path_safe(dag_id)}/{path_safe(run_id)}"
+    """Relative folder of one DAG run's files (one folder per distinct run id)."""
+    return f"{unique_segment(dag_id)}/{unique_segment(run_id)}"
 
 
 class Staging:
@@ -51,15 +51,23 @@ class Staging:
         if not self.remote:
             final = Path(self.root) / rel
             final.parent.mkdir(parents=True, exist_ok=True)
-            work = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
+            token = uuid.uuid4().hex[:8]
+            work = final.parent / f".{final.name}.tmp-{token}"
+            old = final.parent / f".{final.name}.old-{token}"
             work.mkdir()
             try:
                 yield work
+                # Two renames: the folder is never missing for long, nor ever half-written.
                 if final.exists():
-                    shutil.rmtree(final)
+                    os.replace(final, old)
                 os.replace(work, final)
+            except BaseException:
+                if old.exists() and not final.exists():
+                    os.replace(old, final)
+                raise
             finally:
                 shutil.rmtree(work, ignore_errors=True)
+                shutil.rmtree(old, ignore_errors=True)
             return
         with tempfile.TemporaryDirectory(prefix="campaign_sync_") as tmp:
             yield Path(tmp)
@@ -76,7 +84,8 @@ class Staging:
 
     @contextmanager
     def read_dir(self, rel: str) -> Iterator[Path]:
-        """Yield a local folder holding the files under ``rel`` (empty if there are none)."""
+        """Yield a local folder holding the files under ``rel`` (for a local root: the folder
+        itself, which may not exist)."""
         if not self.remote:
             yield Path(self.root) / rel
             return
@@ -85,7 +94,7 @@ class Staging:
             if source.exists():
                 for remote in source.rglob("*"):
                     if remote.is_file():
-                        local = Path(tmp) / str(remote.relative_to(source))
+                        local = Path(tmp) / remote.relative_to(source).as_posix()
                         local.parent.mkdir(parents=True, exist_ok=True)
                         with remote.open("rb") as src, local.open("wb") as out:
                             shutil.copyfileobj(src, out, length=8 * 1024 * 1024)

@@ -40,7 +40,14 @@ def _dbapi_reader(cursor: Any, batch_rows: int) -> pa.RecordBatchReader:
     names = [d[0] for d in cursor.description]
     first = cursor.fetchmany(batch_rows)
     columns = list(zip(*first, strict=True)) if first else [() for _ in names]
-    arrays = [pa.array(col) for col in columns]
+    arrays = []
+    for name, col in zip(names, columns, strict=True):
+        try:
+            arrays.append(pa.array(col))
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise SourceError(
+                f"column {name!r} mixes types within one batch: cast it in the campaign's SQL"
+            ) from exc
     # A column with only NULLs in the first batch has no type to infer: stage it as text.
     fields = [
         pa.field(n, pa.string() if a.type == pa.null() else a.type)
@@ -55,8 +62,9 @@ def _dbapi_reader(cursor: Any, batch_rows: int) -> pa.RecordBatchReader:
             arrays = []
             for field, values in zip(schema, cols, strict=True):
                 try:
-                    arrays.append(pa.array(values, type=field.type))
-                except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
+                    # Infer, then cast safely: a lossy cast (120.5 into int64) must fail loudly.
+                    arrays.append(pa.array(values).cast(field.type, safe=True))
+                except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
                     if field.type != pa.string():
                         raise SourceError(
                             f"column {field.name!r} changed type mid-result ({field.type} "

@@ -6,6 +6,7 @@ A template is checked when the campaign loads, so a path that would escape its f
 
 from __future__ import annotations
 
+import hashlib
 import re
 import string
 from collections.abc import Mapping
@@ -65,7 +66,17 @@ def path_safe(value: str) -> str:
     return cleaned
 
 
+def unique_segment(value: str) -> str:
+    """``path_safe``, plus a short hash when cleaning changed the value, so that distinct ids
+    (``nightly:1``, ``nightly+1``) never share a path."""
+    safe = path_safe(value)
+    return safe if safe == value else f"{safe}-{hashlib.sha256(value.encode()).hexdigest()[:10]}"
+
+
 def render(template: str, values: Mapping[str, str | int]) -> str:
     """Render a checked template, making every substituted value one safe path segment."""
-    safe = {k: path_safe(str(v)) if k != "ext" else str(v) for k, v in values.items()}
+    safe = {
+        k: str(v) if k == "ext" else unique_segment(str(v)) if k == "run_id" else path_safe(str(v))
+        for k, v in values.items()
+    }
     return template.format(**safe)

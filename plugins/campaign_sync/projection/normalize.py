@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 EMAIL_PATTERN = r"[^@\s]+@[^@\s]+\.[^@\s.]+"
+WHITESPACE = " \t\r\n\v\f\u00a0"
 SHA256_PATTERN = "[0-9A-Fa-f]{64}"
 MOBILE_AD_ID_PATTERN = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 ZERO_AD_ID = "00000000-0000-0000-0000-000000000000"
@@ -49,8 +50,8 @@ def _map(expr: str, mapping: dict[str, str]) -> str:
 
 
 def text(x: str) -> str:
-    """Trimmed text, NULL when empty."""
-    return f"NULLIF(trim(CAST({x} AS VARCHAR)), '')"
+    """Text trimmed of spaces, tabs and line breaks; NULL when empty."""
+    return f"NULLIF(trim(CAST({x} AS VARCHAR), {_lit(WHITESPACE)}), '')"
 
 
 def present(x: str) -> str:
@@ -65,8 +66,9 @@ def email(x: str) -> str:
 
 
 def email_no_tag(x: str) -> str:
-    """As ``email``, without a '+tag' in the local part."""
-    return f"regexp_replace({email(x)}, '\\+[^@]*@', '@')"
+    """As ``email``, without a '+tag' in the local part; NULL if nothing is left before '@'."""
+    e = f"regexp_replace({email(x)}, '\\+[^@]*@', '@')"
+    return f"CASE WHEN regexp_full_match({e}, {_lit(EMAIL_PATTERN)}) THEN {e} END"
 
 
 def _phone_digits(x: str, country_code: str) -> str:
