@@ -99,8 +99,8 @@ def test_registered_exporter_imports(type_name: str) -> None:
     assert issubclass(exporter, ExportOperator)
 
 
-def test_only_local_delivers_live_in_this_version() -> None:
-    assert {n for n, t in REGISTRY.items() if t.exporter is not None} == {"local"}
+def test_every_type_delivers_live() -> None:
+    assert {n for n, t in REGISTRY.items() if t.exporter is None} == set()
     assert REGISTRY["local"].exporter == "campaign_sync.operators.export.LocalExportOperator"
 
 
@@ -507,11 +507,11 @@ def test_campaign_file_template_with_dotdot(tmp_path: Path, dtype: str) -> None:
 @pytest.mark.parametrize(
     ("dtype", "attributes", "options"),
     [
-        ("klaviyo", {"email": "email"}, {"list_name": "winback"}),
-        ("attentive", {"phone": "phone"}, {"segment_name": "winback"}),
-        ("criteo", {"email": "email"}, {"advertiser_id": "1", "audience_name": "a"}),
-        ("tiktok_ads", {"email": "EMAIL", "phone": "PHONE"}, {"advertiser_id": "1"}),
-        ("facebook_ads", {"email": "EMAIL"}, {"ad_account_id": "act_1"}),
+        ("klaviyo", {"email": "email"}, {"audience_name": "winback", "sync_mode": "mirror"}),
+        ("attentive", {"phone": "phone"}, {"audience_name": "{campaign} {treatment_group}"}),
+        ("criteo", {"email": "email"}, {"audience_name": "a", "sync_mode": "replace"}),
+        ("tiktok_ads", {"email": "EMAIL", "phone": "PHONE"}, {"sync_mode": "add"}),
+        ("facebook_ads", {"email": "EMAIL"}, {"sync_mode": "replace"}),
         ("s3", {"email": "email"}, {"bucket": "my-bucket"}),
         ("gcs", {"email": "email"}, {"bucket": "my-bucket"}),
         ("azure_blob", {"email": "email"}, {"container": "exports"}),
@@ -545,20 +545,47 @@ def test_campaign_unknown_option_key(
         ("sftp", {"email": "email"}, {"remote_dir": "/upload"}),
     ],
 )
-def test_campaign_live_delivery_needs_an_exporter(
+def test_campaign_live_delivery_needs_a_connection(
     tmp_path: Path, dtype: str, attributes: dict, options: dict | None
 ) -> None:
     doc = campaign_with(dtype, attributes, options=options, dry_run=False, conn_id="the_conn")
+    assert problems_of(tmp_path, doc) == []
 
-    problems = problems_of(tmp_path, doc)
+    doc = campaign_with(dtype, attributes, options=options, dry_run=False)
+    doc["destinations"]["dest"].pop("conn_id", None)
 
-    assert problems == [
+    assert problems_of(tmp_path, doc) == [
+        Problem("destinations.dest.conn_id", f"{REGISTRY[dtype].label} needs an Airflow conn_id")
+    ]
+
+
+def test_live_delivery_to_a_type_without_exporter_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    monkeypatch.setitem(REGISTRY, "criteo", dataclasses.replace(REGISTRY["criteo"], exporter=None))
+    doc = campaign_with("criteo", {"email": "email"}, dry_run=False, conn_id="the_conn")
+
+    assert problems_of(tmp_path, doc) == [
         Problem(
             "destinations.dest.dry_run",
-            f"live delivery to {REGISTRY[dtype].label} is not available in this version; "
+            "live delivery to Criteo is not available in this version; "
             "set dry_run: true to write the payload to the output folder",
         )
     ]
+
+
+@pytest.mark.parametrize("dtype", ["klaviyo", "attentive", "tiktok_ads"])
+def test_replace_only_where_the_platform_offers_it(tmp_path: Path, dtype: str) -> None:
+    attributes = (
+        {"email": "EMAIL", "phone": "PHONE"} if dtype == "tiktok_ads" else {"email": "email"}
+    )
+    doc = campaign_with(dtype, attributes, options={"sync_mode": "replace"})
+
+    (problem,) = problems_of(tmp_path, doc)
+    assert problem.field == "destinations.dest.options.sync_mode"
+    assert "'add' or 'mirror'" in problem.message
 
 
 def test_campaign_local_delivers_live_without_a_conn_id(tmp_path: Path) -> None:

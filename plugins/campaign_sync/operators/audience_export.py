@@ -87,14 +87,26 @@ class AudienceExportOperator(ExportOperator):
                 previous_rel = deliveries.baseline_for(run_rel)
                 if previous_rel is not None:
                     baseline = f"{previous_rel}/groups/{self.group_id}/destinations"
+            # Mirror removes by the attributes that identify a member on the platform.
+            mapped = list(dest.attributes.values())
+            dtype = REGISTRY[dest.type]
+            identity = dtype.row_required(mapped) + dtype.row_any_of(mapped)
             with _open_baseline(staging, baseline, self.destination) as previous:
-                plan = plan_sync(mode, source, previous, Path(tmp), config.duckdb_memory_limit())
+                plan = plan_sync(
+                    mode, source, previous, Path(tmp), config.duckdb_memory_limit(), identity
+                )
             batches = dict(max_rows=hook.max_batch_rows, max_bytes=hook.max_batch_bytes)
             if plan.removes is not None:
                 for number, rows in iter_batches(plan.removes, **batches):
                     send(f"remove:{number}", lambda r=rows: hook.remove(audience_id, r))
             if mode == "replace" and hook.replace_style == "session":
-                session_id = self._session_id(run_rel)
+                if plan.added == 0:
+                    # A replace session cannot be empty: the audience keeps its old members.
+                    self.log.warning(
+                        "%s -> %s: nothing to replace with (0 rows); the audience is unchanged",
+                        self.group_id, self.destination,
+                    )  # fmt: skip
+                session_id = self._session_id(run_rel, checkpoint.inputs)
                 for (number, rows), last in _with_last(iter_batches(plan.adds, **batches)):
                     send(
                         f"replace:{number}",
@@ -140,7 +152,8 @@ class AudienceExportOperator(ExportOperator):
         hook.clear(audience_id)
         return BatchResult(received=0)
 
-    def _session_id(self, run_rel: str) -> int:
-        # Stable per run, group and destination: a resumed replace continues the same session.
-        key = f"{run_rel}/{self.group_id}/{self.destination}".encode()
+    def _session_id(self, run_rel: str, inputs: str) -> int:
+        # Stable per run, group, destination and rows: a resumed replace continues the same
+        # session, a re-projected run (other rows) starts a new one.
+        key = f"{run_rel}/{self.group_id}/{self.destination}/{inputs}".encode()
         return int(hashlib.sha256(key).hexdigest()[:15], 16)

@@ -87,6 +87,7 @@ class PlatformClient:
         limiter: RateLimiter,
         classify: Callable[[requests.Response], Outcome] = default_classify,
         max_attempts: int = 6,
+        max_wait: float = 900.0,
         backoff_base: float = 1.0,
         backoff_cap: float = 60.0,
         timeout: float = 60.0,
@@ -99,6 +100,7 @@ class PlatformClient:
         self.limiter = limiter
         self.classify = classify
         self.max_attempts = max_attempts
+        self.max_wait = max_wait
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.timeout = timeout
@@ -135,6 +137,13 @@ class PlatformClient:
             if attempt == self.max_attempts - 1:
                 break
             self.stats["retries"] += 1
+            if outcome.wait is not None and outcome.wait > self.max_wait:
+                # Do not hold a worker for longer: the task's retry resumes from the checkpoint.
+                raise PlatformError(
+                    f"{self.name}: {method} {path}: {last}; the platform asks to wait "
+                    f"{outcome.wait:.0f}s, more than {self.max_wait:.0f}s",
+                    retryable=True,
+                )
             if outcome.wait is not None:
                 # The platform named the wait: hold every call of this hook until then.
                 self.stats["throttled"] += 1

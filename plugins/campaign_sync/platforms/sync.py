@@ -1,8 +1,11 @@
 """Sync modes: what to send to a platform audience for one run.
 
 - ``add``: every projected row (platforms upsert members).
-- ``mirror``: rows new since the last successful delivery of this group to this destination,
-  and removal of rows that left it (their payload comes from that earlier delivery's file).
+- ``mirror``: rows new or changed since the last successful delivery of this group to this
+  destination, and removal of earlier rows none of whose identifiers is still in the group
+  (their payload comes from that earlier delivery's file). A row whose identifier is still
+  present is never removed: on platforms that apply removes and adds asynchronously, removing
+  it could drop a current member.
 - ``replace``: every projected row, replacing the audience's whole membership.
 """
 
@@ -64,9 +67,15 @@ class DeliveryLog:
 
 
 def plan_sync(
-    mode: str, current: Path, previous: Path | None, work: Path, memory_limit: str
+    mode: str,
+    current: Path,
+    previous: Path | None,
+    work: Path,
+    memory_limit: str,
+    identity: list[str] | None = None,
 ) -> SyncPlan:
-    """Work out the rows to add and remove for ``mode``."""
+    """Work out the rows to add and remove for ``mode``; ``identity`` names the columns that
+    identify a member on the platform (all columns when empty)."""
     con = duck.connect(work, memory_limit)
     cur = f"read_parquet({duck.literal(str(current))})"
     try:
@@ -80,7 +89,14 @@ def plan_sync(
         adds, removes = work / "adds.parquet", work / "removes.parquet"
         if same_shape:
             add_sql = f"SELECT * FROM {cur} EXCEPT SELECT * FROM {prev}"
-            remove_sql = f"SELECT * FROM {prev} EXCEPT SELECT * FROM {cur}"
+            keys = [duck.ident(c) for c in identity or []]
+            if keys:
+                still_there = " OR ".join(
+                    f"(p.{k} IS NOT NULL AND p.{k} IN (SELECT {k} FROM {cur}))" for k in keys
+                )
+                remove_sql = f"SELECT * FROM {prev} p WHERE NOT ({still_there})"
+            else:
+                remove_sql = f"SELECT * FROM {prev} EXCEPT SELECT * FROM {cur}"
         else:
             # The attributes changed: every old payload goes, every new one comes.
             add_sql, remove_sql = f"SELECT * FROM {cur}", f"SELECT * FROM {prev}"

@@ -1,0 +1,292 @@
+"""Facebook (Meta) Custom Audiences: customer-file audiences of one ad account, multi-key rows."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from campaign_sync.hooks.audience import AudienceHook, BatchResult, Row
+from campaign_sync.platforms.client import Outcome, PlatformError, retry_after_seconds
+
+log = logging.getLogger(__name__)
+
+# Meta's multi-key schema names; every other key is SHA-256 of its normalized value.
+SCHEMA_KEYS = frozenset(
+    {
+        "EXTERN_ID", "EMAIL", "PHONE", "FN", "LN", "FI", "CT", "ST", "ZIP", "COUNTRY", "GEN",
+        "DOBY", "DOBM", "DOBD", "MADID",
+    }
+)  # fmt: skip
+UNHASHED_KEYS = frozenset({"EXTERN_ID", "MADID"})
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+API_VERSION = re.compile(r"v\d+\.\d+")
+# Graph error codes that mean "slow down", whatever the HTTP status (Meta sends 400): app (4),
+# user (17), pages (32), ad account (613) and the Business Use Case limits 80000-80014
+# (80003 is custom_audience, 80004 ads_management).
+THROTTLE_CODES = frozenset({4, 17, 32, 613, *range(80000, 80015)})
+# "An unknown error occurred" / "Service temporarily unavailable": Meta says retry.
+TRANSIENT_CODES = frozenset({1, 2})
+HINTS = {
+    190: "the access token is invalid or expired; check the connection's password",
+    102: "the session is invalid; check the connection's access token",
+    10: "the token lacks permission; it needs ads_management on the ad account",
+    200: "permission denied; the token needs ads_management on the ad account and the "
+    "ad account's users must accept the Custom Audience terms",
+    294: "the app lacks Marketing API access (ads_management)",
+    2635: "this Graph API version is deprecated; set a current api_version in the extra",
+}
+SUBCODE_HINTS = {
+    1713230: "the audience is flagged (operation_status 471); resolve it in Audience Manager",
+    33: "the object does not exist or the token cannot see it; check ad_account_id",
+}
+FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
+USAGE_HEADER = "X-Business-Use-Case-Usage"
+
+
+def _graph_error(response: Any) -> dict[str, Any]:
+    """The ``error`` object of a Graph API response, or {} when the body has none."""
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return {}
+    return error if isinstance(error, dict) else {}
+
+
+def _as_int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def regain_seconds(headers: Any) -> float | None:
+    """Seconds until Meta lets calls through again, from ``X-Business-Use-Case-Usage``.
+
+    The header maps each business object id to its use-case entries, whose
+    ``estimated_time_to_regain_access`` is in minutes; 0 (or no header) means Meta gave no
+    estimate. A proxy's ``Retry-After`` is honoured as well.
+    """
+    minutes = 0.0
+    raw = headers.get(USAGE_HEADER)
+    if raw:
+        try:
+            usage = json.loads(raw)
+        except ValueError:
+            usage = {}
+        for entries in usage.values() if isinstance(usage, dict) else []:
+            for entry in entries if isinstance(entries, list) else []:
+                if isinstance(entry, dict):
+                    value = entry.get("estimated_time_to_regain_access") or 0
+                    minutes = max(minutes, float(value))
+    if minutes > 0:
+        return minutes * 60.0
+    return retry_after_seconds(headers)
+
+
+class FacebookAdsHook(AudienceHook):
+    """Meta Marketing API (Graph API) with a system-user or user access token.
+
+    Connection: password = access token; extra ``ad_account_id`` (required, without ``act_``),
+    ``api_version`` (default v24.0), ``app_secret`` (optional: every call then carries
+    ``appsecret_proof`` = HMAC-SHA256(app secret, token)).
+
+    Limits: at most 10,000 rows per users/usersreplace call. Calls are paced at 80 a minute,
+    under the custom_audience Business Use Case floor of 5,000 calls an hour per ad account
+    (development tier; standard tier is 190,000). Rows travel form-encoded in the request body,
+    so the ~65 KB ceiling other integrations met (payload in the query string) does not apply
+    and no byte limit is set.
+    """
+
+    conn_type = "facebook_ads"
+    hook_name = "Facebook Ads"
+    default_conn_name = "facebook_ads_default"
+    default_base_url = "https://graph.facebook.com"
+    max_batch_rows: ClassVar[int] = 10_000
+    max_batch_bytes: ClassVar[int | None] = None
+    rate_limits: ClassVar[list[tuple[int, float]]] = [(80, 60.0)]
+    replace_style: ClassVar[str | None] = "session"
+    page_size = 100
+
+    @property
+    def api_version(self) -> str:
+        """Graph API version in every path (``vNN.N``)."""
+        version = str(self.extra.get("api_version") or "v24.0")
+        if not API_VERSION.fullmatch(version):
+            raise ValueError(
+                f"connection {self.conn_id!r}: api_version {version!r} is not like 'v24.0'"
+            )
+        return version
+
+    @property
+    def account_path(self) -> str:
+        """``/<version>/act_<ad account id>``."""
+        account = str(self.field("ad_account_id")).strip().removeprefix("act_")
+        return f"/{self.api_version}/act_{account}"
+
+    def auth_params(self) -> dict[str, str]:
+        """``access_token`` and, with an app secret, ``appsecret_proof``."""
+        token = self.secret()
+        params = {"access_token": token}
+        app_secret = self.extra.get("app_secret")
+        if app_secret:
+            params["appsecret_proof"] = hmac.new(
+                str(app_secret).encode(), token.encode(), hashlib.sha256
+            ).hexdigest()
+        return params
+
+    def classify(self, response: Any) -> Outcome:
+        """Meta signals limits with error codes (HTTP 400), not 429; classify by code."""
+        status = response.status_code
+        if 200 <= status < 300:
+            return Outcome.ok()
+        error = _graph_error(response)
+        code = _as_int(error.get("code"))
+        subcode = _as_int(error.get("error_subcode"))
+        label = f"HTTP {status}, Meta error {code}" if code is not None else f"HTTP {status}"
+        if subcode is not None:
+            label += f" subcode {subcode}"
+        if error.get("fbtrace_id"):
+            label += f", fbtrace_id {error['fbtrace_id']}"
+        if code in THROTTLE_CODES:
+            return Outcome.retry(f"rate limited ({label})", regain_seconds(response.headers))
+        if status == 429 or status >= 500 or code in TRANSIENT_CODES or error.get("is_transient"):
+            return Outcome.retry(f"transient ({label})", retry_after_seconds(response.headers))
+        # Meta's message text is left out: it can quote request values.
+        hint = SUBCODE_HINTS.get(subcode or 0) or HINTS.get(code or 0)
+        return Outcome.fail(f"{label}: {hint}" if hint else label)
+
+    def _call(self, method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        if method == "GET":
+            response = self.client.request(method, path, params={**params, **self.auth_params()})
+        else:
+            # Form-encoded body, object parameters as JSON text, as Meta documents and its SDK
+            # sends; the token stays out of URLs.
+            form = {
+                key: value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+                for key, value in params.items()
+            }
+            response = self.client.request(
+                method, path, data={**form, **self.auth_params()}, headers=FORM_HEADERS
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise PlatformError(
+                f"{self.hook_name} ({self.conn_id}): {method} {path}: response is not a JSON object"
+            )
+        return body
+
+    def ensure_audience(self, name: str) -> str:
+        """Customer-file custom audience called ``name`` in the connection's ad account."""
+        path = f"{self.account_path}/customaudiences"
+        found: list[str] = []
+        after: str | None = None
+        while True:
+            params: dict[str, Any] = {"fields": "id,name", "limit": self.page_size}
+            if after:
+                params["after"] = after
+            body = self._call("GET", path, params)
+            found += [str(a["id"]) for a in body.get("data", []) if a.get("name") == name]
+            paging = body.get("paging") or {}
+            after = (paging.get("cursors") or {}).get("after")
+            # Follow the cursor on our own base URL: ``next`` names graph.facebook.com even
+            # behind a proxy, and carries the token in its query string.
+            if not paging.get("next") or not after:
+                break
+        if found:
+            found.sort(key=lambda i: (len(i), i))
+            if len(found) > 1:
+                log.warning(
+                    "%s (%s): %d custom audiences share the name %r; using the oldest, %s",
+                    self.hook_name, self.conn_id, len(found), name, found[0],
+                )  # fmt: skip
+            return found[0]
+        created = self._call(
+            "POST",
+            path,
+            {
+                "name": name,
+                "subtype": "CUSTOM",
+                "customer_file_source": "USER_PROVIDED_ONLY",
+                "description": "Managed by campaign-sync",
+            },
+        )
+        if not created.get("id"):
+            raise PlatformError(
+                f"{self.hook_name} ({self.conn_id}): custom audience {name!r} was not created"
+            )
+        return str(created["id"])
+
+    def _payload(self, rows: Sequence[Row]) -> dict[str, Any]:
+        schema = list(rows[0])
+        unknown = [k for k in schema if k not in SCHEMA_KEYS]
+        if unknown:
+            raise ValueError(
+                f"connection {self.conn_id!r}: {', '.join(unknown)} not Meta schema keys"
+            )
+        data = [["" if row.get(k) is None else str(row[k]) for k in schema] for row in rows]
+        for i, key in enumerate(schema):
+            if key in UNHASHED_KEYS:
+                continue
+            bad = sum(1 for values in data if values[i] and not SHA256_HEX.fullmatch(values[i]))
+            if bad:
+                # Projection hashes these; anything else here would be plain PII leaving.
+                raise ValueError(
+                    f"connection {self.conn_id!r}: {bad} {key} value(s) in this batch are not"
+                    " SHA-256 hex digests; refusing to send them"
+                )
+        # is_raw: single keys, not combined ones like LN_FN_ZIP (Meta's SDK requires it).
+        return {"schema": schema, "is_raw": True, "data": data}
+
+    def _send(
+        self,
+        method: str,
+        audience_id: str,
+        edge: str,
+        rows: Sequence[Row],
+        session: dict[str, Any] | None = None,
+    ) -> BatchResult:
+        params: dict[str, Any] = {"payload": self._payload(rows)}
+        if session is not None:
+            params["session"] = session
+        body = self._call(method, f"/{self.api_version}/{audience_id}/{edge}", params)
+        received = _as_int(body.get("num_received"))
+        invalid = _as_int(body.get("num_invalid_entries")) or 0
+        return BatchResult(
+            received=len(rows) if received is None else received,
+            invalid=min(invalid, len(rows)),
+        )
+
+    def add(self, audience_id: str, rows: Sequence[Row]) -> BatchResult:
+        """POST the rows to the audience's users."""
+        return self._send("POST", audience_id, "users", rows)
+
+    def remove(self, audience_id: str, rows: Sequence[Row]) -> BatchResult:
+        """DELETE the rows from the audience's users."""
+        return self._send("DELETE", audience_id, "users", rows)
+
+    def replace_batch(
+        self,
+        audience_id: str,
+        rows: Sequence[Row],
+        *,
+        session_id: int,
+        seq: int,
+        last: bool,
+        total: int,
+    ) -> BatchResult:
+        """One batch of a usersreplace session; Meta swaps the membership on the last one."""
+        session = {
+            "session_id": session_id,
+            "batch_seq": seq,
+            "last_batch_flag": last,
+            "estimated_num_total": total,
+        }
+        return self._send("POST", audience_id, "usersreplace", rows, session)

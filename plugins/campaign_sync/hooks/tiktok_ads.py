@@ -1,0 +1,238 @@
+"""TikTok Ads (API for Business v1.3): partner custom audiences of SHA-256 identifiers."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import re
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from campaign_sync.hooks.audience import AudienceHook, BatchResult, Row
+from campaign_sync.platforms.client import (
+    Outcome,
+    PlatformError,
+    default_classify,
+    retry_after_seconds,
+)
+
+log = logging.getLogger(__name__)
+
+# Destination attribute -> TikTok id_schema entry, in the order id_schema lists them.
+ID_SCHEMA: dict[str, str] = {
+    "EMAIL": "EMAIL_SHA256",
+    "PHONE": "PHONE_SHA256",
+    "IDFA": "IDFA_SHA256",
+    "AAID": "AAID_SHA256",
+}
+SUCCESS, PARTIAL = 0, 20001
+# Limit codes: 40100 (app QPS/QPM/QPD), 40016 (endpoint), 40133 (advertiser QPS), 42900.
+THROTTLE_CODES = frozenset({40016, 40100, 40133, 42900})
+# Conflicts, system errors and maintenance: TikTok says a later retry may succeed.
+RETRYABLE_CODES = frozenset({40202, 50000, 50002, 51305, 60001})
+CREDENTIAL_CODES = frozenset({40102, 40104, 40105, 40106})
+PERMISSION_CODES = frozenset({40001, 40119, 40300, 40301})
+# Undocumented for /segment/mapping/: where a partial success (20001) would carry its count.
+PARTIAL_COUNT_FIELD = "fail_count"
+MAX_NAME = 70  # longer custom_audience_name values are cut to 67 characters + "..."
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_SECRET_LOOKING = re.compile(r"[0-9A-Fa-f]{16,}|[^\s@]+@[^\s@]+")
+
+
+def audience_name(name: str) -> str:
+    """The name sent to TikTok: ``name`` itself, or a unique 70-character form of a longer one.
+
+    TikTok cuts names over 70 characters, so two long names sharing a prefix would collide;
+    a digest of the full name keeps the shortened one distinct and stable across runs.
+    """
+    if len(name) <= MAX_NAME:
+        return name
+    return f"{name[: MAX_NAME - 9].rstrip()} #{hashlib.sha256(name.encode()).hexdigest()[:7]}"
+
+
+def truncated_by_tiktok(name: str) -> str:
+    """How TikTok stores ``name`` when it is sent unshortened."""
+    return name if len(name) <= MAX_NAME else f"{name[: MAX_NAME - 3]}..."
+
+
+def _redact(text: str) -> str:
+    # Platform messages may echo identifiers from the request: keep them out of logs.
+    return _SECRET_LOOKING.sub("<redacted>", text)[:200]
+
+
+class TikTokAdsHook(AudienceHook):
+    """TikTok API for Business with a long-lived access token (the connection's password).
+
+    Extra fields: ``advertiser_id`` (required). Published limits (Basic tier, per developer
+    app): 10 calls per second and 600 per minute. No per-request limit is published for
+    /segment/mapping/; batches hold 1,000 users. TikTok has no replace operation.
+    """
+
+    conn_type = "tiktok_ads"
+    hook_name = "TikTok Ads"
+    default_conn_name = "tiktok_ads_default"
+    default_base_url = "https://business-api.tiktok.com/open_api/v1.3"
+    max_batch_rows: ClassVar[int] = 1000
+    rate_limits: ClassVar[list[tuple[int, float]]] = [(10, 1.0), (600, 60.0)]
+    replace_style: ClassVar[str | None] = None
+    page_size = 100  # the list endpoint's maximum
+
+    _throttled_in_a_row = 0
+
+    def auth_headers(self) -> dict[str, str]:
+        """TikTok's ``Access-Token`` header."""
+        return {"Access-Token": self.secret()}
+
+    def _throttle_wait(self) -> float:
+        # No Retry-After from TikTok: wait past the current second, doubling while the limit
+        # holds (a per-minute limit suspends for up to 5 minutes), with jitter.
+        self._throttled_in_a_row += 1
+        base = min(300.0, 2.0 ** (self._throttled_in_a_row - 1))
+        return base * (1 + random.random())
+
+    def classify(self, response: Any) -> Outcome:
+        """TikTok answers HTTP 200 with a non-zero ``code`` for errors and limits."""
+        status = response.status_code
+        if status == 429:
+            wait = retry_after_seconds(response.headers)
+            return Outcome.retry(
+                "rate limited (HTTP 429)", self._throttle_wait() if wait is None else wait
+            )
+        if not 200 <= status < 300:
+            return default_classify(response)
+        try:
+            body = response.json()
+        except ValueError:
+            return Outcome.retry("unreadable response body")
+        if not isinstance(body, dict):
+            return Outcome.retry("unexpected response body")
+        code = body.get("code", SUCCESS)  # documented as present on errors only
+        request_id = body.get("request_id", "?")
+        if code in (SUCCESS, PARTIAL):
+            self._throttled_in_a_row = 0
+            return Outcome.ok()
+        if code in THROTTLE_CODES:
+            return Outcome.retry(f"rate limited (code {code})", self._throttle_wait())
+        if code in RETRYABLE_CODES:
+            return Outcome.retry(f"code {code}, request {request_id}")
+        hint = ""
+        if code in CREDENTIAL_CODES:
+            hint = "; check the connection's access token"
+        elif code in PERMISSION_CODES:
+            hint = "; check the connection's advertiser_id and the token's access to it"
+        message = _redact(str(body.get("message", "")))
+        return Outcome.fail(f"code {code}: {message} (request {request_id}){hint}")
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        return self.client.request(method, path, **kwargs).json()
+
+    @property
+    def advertiser_id(self) -> str:
+        """The connection's advertiser."""
+        return str(self.field("advertiser_id"))
+
+    def _find(self, name: str) -> str | None:
+        """Id of this advertiser's own audience called ``name`` (the oldest if several)."""
+        wanted = {audience_name(name), truncated_by_tiktok(name)}
+        matches: list[tuple[str, str]] = []
+        page = 1
+        while True:
+            data = (
+                self._call(
+                    "GET",
+                    "/dmp/custom_audience/list/",
+                    params={
+                        "advertiser_id": self.advertiser_id,
+                        "page": page,
+                        "page_size": self.page_size,
+                    },
+                ).get("data")
+                or {}
+            )
+            for item in data.get("list") or []:
+                # Audiences shared by other advertisers are listed too, but cannot be written.
+                if item.get("is_creator") is False:
+                    continue
+                if str(item.get("name", "")).strip() in wanted:
+                    matches.append((str(item.get("create_time", "")), str(item["audience_id"])))
+            total_pages = int((data.get("page_info") or {}).get("total_page") or 1)
+            if page >= total_pages:
+                break
+            page += 1
+        return min(matches)[1] if matches else None
+
+    def ensure_audience(self, name: str) -> str:
+        """This advertiser's custom audience named ``name``, created once and then reused."""
+        found = self._find(name)
+        if found is not None:
+            return found
+        body = self._call(
+            "POST",
+            "/segment/audience/",
+            json={
+                "advertiser_id": self.advertiser_id,
+                "custom_audience_name": audience_name(name),
+                "action": "create",
+            },
+        )
+        created = (body.get("data") or {}).get("audience_id")
+        if not created:
+            raise PlatformError(
+                f"{self.hook_name} ({self.conn_id}): creating the audience returned no id"
+                f" (request {body.get('request_id', '?')})"
+            )
+        # A create whose answer was lost and retried leaves a twin: settle on the oldest, as
+        # every later run will.
+        return self._find(name) or str(created)
+
+    def _map(self, action: str, audience_id: str, rows: Sequence[Row]) -> BatchResult:
+        attributes = [a for a in ID_SCHEMA if a in rows[0]]
+        if not attributes:
+            raise ValueError(f"{self.hook_name}: rows carry none of {', '.join(ID_SCHEMA)}")
+        batch_data: list[list[dict[str, Any]]] = []
+        malformed = 0
+        for row in rows:
+            values = [row.get(a) or None for a in attributes]
+            # Projection writes lowercase SHA-256 hex; anything else would fail the request.
+            if all(v is None for v in values) or any(
+                v is not None and not HEX64.match(str(v)) for v in values
+            ):
+                malformed += 1
+                continue
+            batch_data.append(
+                [{} if v is None else {"id": v, "audience_ids": [audience_id]} for v in values]
+            )
+        if malformed:
+            log.warning("%d rows without a well-formed SHA-256 identifier not sent", malformed)
+        if not batch_data:
+            return BatchResult(received=0, invalid=malformed)
+        body = self._call(
+            "POST",
+            "/segment/mapping/",
+            json={
+                "advertiser_ids": [self.advertiser_id],
+                "action": action,
+                "id_schema": [ID_SCHEMA[a] for a in attributes],
+                "batch_data": batch_data,
+            },
+        )
+        rejected = 0
+        if body.get("code") == PARTIAL:
+            count = (body.get("data") or {}).get(PARTIAL_COUNT_FIELD)
+            if isinstance(count, int) and 0 <= count <= len(batch_data):
+                rejected = count
+            log.warning(
+                "TikTok accepted a batch of %d users in part: %s rejected (request %s)",
+                len(batch_data), rejected if count is not None else "an unreported number",
+                body.get("request_id", "?"),
+            )  # fmt: skip
+        return BatchResult(received=len(batch_data) - rejected, invalid=malformed + rejected)
+
+    def add(self, audience_id: str, rows: Sequence[Row]) -> BatchResult:
+        """Map users' hashed identifiers to the audience."""
+        return self._map("add", audience_id, rows)
+
+    def remove(self, audience_id: str, rows: Sequence[Row]) -> BatchResult:
+        """Unmap users' hashed identifiers from the audience."""
+        return self._map("delete", audience_id, rows)
