@@ -1,0 +1,336 @@
+"""Klaviyo export against a local server following Klaviyo's documented contract."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import date
+from decimal import Decimal
+from urllib.parse import quote, quote_plus
+
+import pydantic
+import pytest
+from campaign_sync.hooks.klaviyo import KlaviyoHook
+from campaign_sync.operators.klaviyo import KlaviyoExportOperator
+from campaign_sync.platforms.client import PlatformError
+from fakes.base import Response
+from fakes.klaviyo import FakeKlaviyo
+from platform_support import one_group_plan, run_export, set_connection
+
+ATTRIBUTES = {
+    "email": "email",
+    "given_name": "first_name",
+    "mobile": "phone_number",
+    "predicted_clv": "predicted_clv",
+}
+LIST_NAME = "platform test - everyone - treatment"
+IMPORT = ("POST", "/api/profile-bulk-import-jobs")
+
+
+def rows(n: int, start: int = 0) -> list[dict]:
+    """Projected rows: destination attribute names, some optional values missing."""
+    return [
+        {
+            "__customer_id": f"C{i:06d}",
+            "email": f"user{i}@example.com",
+            "first_name": f"Fn{i:05d}x",
+            "phone_number": f"+1555{i:07d}" if i % 3 == 0 else None,
+            "predicted_clv": float(i) if i % 2 == 0 else None,
+        }
+        for i in range(start, start + n)
+    ]
+
+
+def plan(options: dict | None = None):
+    return one_group_plan("klaviyo", ATTRIBUTES, options)
+
+
+@pytest.fixture
+def klaviyo(monkeypatch, staging_root):
+    fake = FakeKlaviyo()
+    url = fake.start()
+    set_connection(
+        monkeypatch, "plat", "klaviyo", host=url, password=fake.api_key,
+        extra={"revision": "2025-10-15", "timeout": 2, "max_attempts": 4},
+    )  # fmt: skip
+    # Small batches make several jobs out of small test data; jobs are polled quickly.
+    monkeypatch.setattr(KlaviyoHook, "max_batch_rows", 100)
+    monkeypatch.setattr(KlaviyoHook, "poll_interval", 0.02)
+    yield fake
+    fake.stop()
+
+
+def members(fake: FakeKlaviyo) -> set[str]:
+    (members_,) = fake.members.values()
+    return set(members_)
+
+
+def emails(data: list[dict]) -> set[str]:
+    return {r["email"] for r in data}
+
+
+def imports(fake: FakeKlaviyo) -> list:
+    return [r for r in fake.requests if (r.method, r.path) == IMPORT]
+
+
+def test_add_sends_every_row_once_in_batches(klaviyo):
+    data = rows(450)
+    result = run_export(KlaviyoExportOperator, plan(), "r1", data)
+    assert result["rows_sent"] == 450 and result["batches"] == 5 and result["mode"] == "add"
+    assert result["platform_invalid"] == 0
+    assert members(klaviyo) == emails(data)
+    sent = klaviyo.received_rows("add")
+    assert len(sent) == 450 and len({r["email"] for r in sent}) == 450
+    assert (
+        max(len(r.body["data"]["attributes"]["profiles"]["data"]) for r in imports(klaviyo)) == 100
+    )
+    assert klaviyo.contract_errors == [] and klaviyo.limit_refusals == 0
+    assert klaviyo.lists == {"Ls0001": LIST_NAME}
+    # Every job was polled until Klaviyo reported it complete.
+    assert all(job["polls"] == klaviyo.processing_polls + 1 for job in klaviyo.jobs.values())
+    request = imports(klaviyo)[0]
+    assert request.headers["authorization"] == f"Klaviyo-API-Key {klaviyo.api_key}"
+    assert request.headers["revision"] == "2025-10-15"
+    assert request.headers["content-type"] == "application/vnd.api+json"
+    assert request.body["data"]["relationships"] == {
+        "lists": {"data": [{"type": "list", "id": "Ls0001"}]}
+    }
+
+
+def test_profiles_carry_contract_fields_properties_and_no_nulls(klaviyo):
+    data = rows(4)
+    data[0]["signup"], data[1]["signup"] = date(2026, 1, 31), None
+    data[0]["ltv"], data[1]["ltv"] = Decimal("12.50"), Decimal("3")
+    run_export(KlaviyoExportOperator, plan(), "r1", data)
+    profiles = [
+        p for r in imports(klaviyo) for p in r.body["data"]["attributes"]["profiles"]["data"]
+    ]
+    assert profiles[0] == {
+        "type": "profile",
+        "attributes": {
+            "email": "user0@example.com",
+            "first_name": "Fn00000x",
+            "phone_number": "+15550000000",
+            "properties": {"predicted_clv": 0.0, "signup": "2026-01-31", "ltv": 12.5},
+        },
+    }
+    # Missing values are left out, never sent as null (a bulk import cannot clear a field).
+    assert profiles[1]["attributes"] == {
+        "email": "user1@example.com",
+        "first_name": "Fn00001x",
+        "properties": {"ltv": 3},
+    }
+    assert all(b"null" not in r.raw for r in imports(klaviyo))
+
+
+def test_list_is_created_once_and_reused_by_name(klaviyo):
+    for i in range(12):  # more lists than one page of Get Lists holds
+        klaviyo.lists[f"Old{i:03d}"] = f"another campaign {i}"
+    run_export(KlaviyoExportOperator, plan(), "r1", rows(10))
+    run_export(KlaviyoExportOperator, plan(), "r2", rows(10, 5))
+    assert klaviyo.lists_created == 1 and list(klaviyo.lists.values()).count(LIST_NAME) == 1
+    lookups = [r for r in klaviyo.requests if (r.method, r.path) == ("GET", "/api/lists")]
+    assert {r.query["filter"][0] for r in lookups} == {f'equals(name,"{LIST_NAME}")'}
+    assert members(klaviyo) == emails(rows(15))
+
+
+def test_list_create_with_a_lost_answer_is_not_duplicated(klaviyo):
+    original = klaviyo.route
+    calls = {"create": 0}
+
+    def slow_first_create(request, fault):
+        if (request.method, request.path) == ("POST", "/api/lists"):
+            calls["create"] += 1
+            if calls["create"] == 1:
+                time.sleep(2.5)  # created, but after the client's 2 s timeout
+        return original(request, fault)
+
+    klaviyo.route = slow_first_create
+    run_export(KlaviyoExportOperator, plan(), "r1", rows(20))
+    klaviyo.wait_idle()
+    assert calls["create"] == 1 and klaviyo.lists_created == 1
+    assert members(klaviyo) == emails(rows(20))
+
+
+@pytest.mark.parametrize(
+    "fault", ["throttle", "throttle_no_retry_after", "server_error", "reset", "slow"]
+)
+def test_transient_faults_are_retried_without_loss_or_duplicates(klaviyo, fault):
+    if fault.startswith("throttle"):
+        # Waits of 2 s then 1 s: longer than the client's own first backoffs (< 1 s, < 2 s).
+        klaviyo.inject(fault, retry_after=2)
+        klaviyo.inject(fault, retry_after=1)
+    else:
+        klaviyo.inject(fault, times=2, seconds=2.5)  # the client gives up after 2 s
+    data = rows(300)
+    run_export(KlaviyoExportOperator, plan(), "r1", data)
+    klaviyo.wait_idle()
+    assert members(klaviyo) == emails(data)
+    # A response that never arrives (too slow) is indistinguishable from a lost request: that
+    # job is created again (an idempotent upsert, membership stays exact); nothing else repeats.
+    resent = 2 * 100 if fault == "slow" else 0
+    assert len(klaviyo.received_rows("add")) == 300 + resent
+    assert klaviyo.contract_errors == []
+    if fault.startswith("throttle"):
+        assert klaviyo.throttled == 2
+        # Both waits were honoured: from Retry-After, or from the error's "available in N s".
+        first, second, accepted = klaviyo.arrivals(*IMPORT)[:3]
+        assert second - first >= 2.0 and accepted - second >= 1.0
+
+
+def test_rate_limit_headers_hold_calls_until_the_window_resets(klaviyo):
+    klaviyo.steady = (3, 2.0)  # three calls per endpoint per 2 s window
+    data = rows(300)
+    run_export(KlaviyoExportOperator, plan(), "r1", data)
+    assert members(klaviyo) == emails(data)
+    assert klaviyo.limit_refusals == 0  # paused on RateLimit-Remaining 0 instead of a 429
+
+
+@pytest.mark.parametrize("counts_reported", [True, False])
+def test_partial_acceptance_is_counted_once_the_job_is_complete(
+    klaviyo, monkeypatch, caplog, counts_reported
+):
+    monkeypatch.setattr(KlaviyoHook, "max_batch_rows", 250)
+    klaviyo.processing_polls = 3  # counts are 0 until the job completes
+    klaviyo.counts_reported = counts_reported  # else the import errors are counted
+    klaviyo.inject("partial", times=1, reject=150)
+    result = run_export(KlaviyoExportOperator, plan(), "r1", rows(400))
+    assert result["platform_invalid"] == 150
+    assert len(members(klaviyo)) == 250
+    # The failed job's import errors are read (two pages of 100) by code only, never their
+    # payloads; a job without failures needs no read unless Klaviyo left its count out.
+    reads = [r for r in klaviyo.requests if r.path.endswith("/import-errors")]
+    assert all(r.query["fields[import-error]"] == ["code"] for r in reads)
+    first_job = sorted(klaviyo.jobs)[0]
+    assert [r.path.split("/")[3] for r in reads] == [first_job] * 2 + (
+        [] if counts_reported else [sorted(klaviyo.jobs)[1]]
+    )
+    assert "150 of 250 profiles failed (invalid: 150)" in caplog.text
+
+
+def test_unfinished_jobs_fail_the_batch_and_the_rerun_completes(klaviyo, monkeypatch):
+    data = rows(250)
+    klaviyo.cancel_jobs = 1  # batch 1's job is cancelled
+    with pytest.raises(PlatformError, match=r"Klaviyo \(plat\): bulk import job \w+ was cancelled"):
+        run_export(KlaviyoExportOperator, plan(), "r1", data)
+    set_connection(
+        monkeypatch, "plat", "klaviyo", host=klaviyo.start(), password=klaviyo.api_key,
+        extra={"revision": "2025-10-15", "timeout": 2, "job_timeout": 0.3},
+    )  # fmt: skip
+    klaviyo.processing_polls = 10**6  # never completes
+    with pytest.raises(PlatformError, match=r"bulk import job \w+ not complete after 0s"):
+        run_export(KlaviyoExportOperator, plan(), "r1", data)
+    klaviyo.processing_polls = 1
+    result = run_export(KlaviyoExportOperator, plan(), "r1", data)
+    assert result["batches"] == 3 and result["batches_resumed"] == 0
+    assert members(klaviyo) == emails(data)
+
+
+def test_payload_bytes_are_measured_on_the_request_body(klaviyo, monkeypatch):
+    monkeypatch.setattr(KlaviyoHook, "max_batch_rows", 10_000)
+    note = "n" * 440
+    data = [{"__customer_id": f"C{i:06d}", "email": f"u{i:05d}@example.com", "note": note}
+            for i in range(10_000)]  # fmt: skip
+    # By the rows' own size this is one batch under 5 MB; the JSON:API body is over 5 MB.
+    row_bytes = sum(
+        len(json.dumps({k: v for k, v in r.items() if k != "__customer_id"}, separators=(",", ":")))
+        for r in data
+    )
+    assert row_bytes < 5_000_000
+    result = run_export(
+        KlaviyoExportOperator,
+        one_group_plan("klaviyo", {"email": "email", "note": "note"}),
+        "r1",
+        data,
+    )
+    assert result["batches"] == 1
+    assert len(imports(klaviyo)) == 2
+    assert all(len(r.raw) <= 5_000_000 for r in imports(klaviyo))
+    assert klaviyo.contract_errors == []
+    assert len(members(klaviyo)) == 10_000
+
+
+def test_failed_batch_is_retried_alone_and_resumes_after_task_failure(klaviyo):
+    data = rows(500)
+    original = klaviyo.route
+    calls = {"n": 0}
+
+    def flaky(request, fault):
+        if (request.method, request.path) == IMPORT:
+            calls["n"] += 1
+            if calls["n"] >= 3:
+                return Response(503, {"errors": [{"code": "service_unavailable"}]})
+        return original(request, fault)
+
+    # Batches 1-2 pass; batch 3 fails on every attempt: the task fails.
+    klaviyo.route = flaky
+    with pytest.raises(PlatformError, match="failed after 4 attempts: server error"):
+        run_export(KlaviyoExportOperator, plan(), "r1", data)
+    assert len(klaviyo.received_rows("add")) == 200
+    klaviyo.route = original
+    result = run_export(KlaviyoExportOperator, plan(), "r1", data)  # the task's retry
+    assert result["batches_resumed"] == 2 and result["batches"] == 3
+    assert len(klaviyo.received_rows("add")) == 500  # no acknowledged row sent twice
+    assert members(klaviyo) == emails(data)
+
+
+def test_mirror_sends_exactly_the_joiners_and_leavers(klaviyo):
+    mirror = plan({"sync_mode": "mirror"})
+    first = rows(1000)
+    run_export(KlaviyoExportOperator, mirror, "r1", first)
+    klaviyo.received.clear()
+    requests_before = len(klaviyo.requests)
+    second = first[100:] + rows(100, 5000)  # 10% leave, 10% join
+    result = run_export(KlaviyoExportOperator, mirror, "r2", second)
+    assert (result["added"], result["removed"], result["rows_sent"]) == (100, 100, 1000)
+    assert {r["email"] for r in klaviyo.received_rows("add")} == emails(second[-100:])
+    assert {r["key"] for r in klaviyo.received_rows("remove")} == emails(first[:100])
+    assert len(klaviyo.received_rows("add")) == 100 and len(klaviyo.received_rows("remove")) == 100
+    assert members(klaviyo) == emails(second)
+    # Profile ids were looked up by email (at most 100 a call), then removed by id.
+    calls = klaviyo.requests[requests_before:]
+    lookups = [r for r in calls if (r.method, r.path) == ("GET", "/api/profiles")]
+    assert lookups and all(r.query["filter"][0].startswith("any(email,[") for r in lookups)
+    assert sum(r.query["filter"][0].count("@") for r in lookups) == 100
+    deletes = [r for r in calls if r.method == "DELETE"]
+    assert [len(r.body["data"]) for r in deletes] == [100]
+    assert klaviyo.contract_errors == [] and klaviyo.limit_refusals == 0
+    # A retry of run 2 diffs against run 1 again, and resends nothing.
+    klaviyo.received.clear()
+    again = run_export(KlaviyoExportOperator, mirror, "r2", second)
+    assert klaviyo.received == [] and again["batches_resumed"] == 2
+
+
+def test_replace_is_not_offered(klaviyo):
+    with pytest.raises(pydantic.ValidationError, match="sync_mode"):
+        run_export(KlaviyoExportOperator, plan({"sync_mode": "replace"}), "r1", rows(5))
+    assert klaviyo.requests == []
+    with pytest.raises(TypeError, match="cannot clear"):
+        KlaviyoHook("plat").clear("Ls0001")
+
+
+def test_wrong_credentials_name_the_connection(klaviyo, monkeypatch):
+    set_connection(monkeypatch, "plat", "klaviyo", host=klaviyo.start(), password="pk_wrong")
+    with pytest.raises(PlatformError, match=r"Klaviyo \(plat\).*HTTP 401.*API key"):
+        run_export(KlaviyoExportOperator, plan(), "r1", rows(5))
+    assert klaviyo.lists_created == 0
+    set_connection(monkeypatch, "plat", "klaviyo", host=klaviyo.start())
+    with pytest.raises(ValueError, match="connection 'plat' has no API key"):
+        run_export(KlaviyoExportOperator, plan(), "r1", rows(5))
+
+
+def test_no_identifiers_in_logs(klaviyo, caplog):
+    caplog.set_level(logging.DEBUG)
+    mirror = plan({"sync_mode": "mirror"})
+    first = rows(120)
+    klaviyo.inject("throttle", retry_after=0)
+    klaviyo.inject("partial", reject=2)
+    run_export(KlaviyoExportOperator, mirror, "r1", first)
+    klaviyo.inject("server_error")
+    run_export(KlaviyoExportOperator, mirror, "r2", first[20:])  # look-ups by email, removals
+    text = caplog.text
+    assert "failed" in text  # the partial job was logged (by counts)
+    values = [v for r in first for k, v in r.items() if v is not None and k != "predicted_clv"]
+    forms = {f(str(v)) for v in values for f in (str, quote, quote_plus)}
+    assert not [v for v in forms if v in text]
