@@ -20,11 +20,11 @@ export CAMPAIGN_SYNC_STAGING_ROOT ?= $(AIRFLOW_HOME)/campaign_sync/staging
 export CAMPAIGN_SYNC_OUTPUT_ROOT ?= $(AIRFLOW_HOME)/campaign_sync/outputs
 DEMO_DB := $(AIRFLOW_HOME)/data/merged_customers.duckdb
 
-.PHONY: help install demo ui test lint format schema lock clean
+.PHONY: help install test-servers demo ui test lint format schema lock clean
 
 help:
 	@echo "make demo    install, then run the sample campaign end to end (no cloud account)"
-	@echo "make test    install, lint, run the whole test suite"
+	@echo "make test    install, lint, run the whole test suite (starts its own test servers)"
 	@echo "make ui      the Airflow UI on this project (airflow standalone, after make demo)"
 	@echo "make lint    ruff check and format check"
 	@echo "make schema  regenerate include/campaign.schema.json"
@@ -40,6 +40,22 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $@
 
+# The test suite's storage servers: Azurite from npm (package.json) and OpenSSH's sshd from
+# Debian's openssh-server (as root; CI runs as root). moto and gcp-storage-emulator come with
+# requirements-dev.txt. The tests start and stop the servers themselves.
+test-servers: node_modules/.installed /usr/sbin/sshd
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $@
+
+/usr/sbin/sshd:
+	@if [ "$$(id -u)" != 0 ]; then \
+		echo "the SFTP tests need OpenSSH's sshd: install openssh-server as root"; exit 1; fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		openssh-server > /dev/null
+
 demo: install
 	@mkdir -p $(AIRFLOW_HOME)/data
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 \
@@ -49,7 +65,9 @@ demo: install
 	@$(BIN)/airflow connections delete campaign_sync_sample > /dev/null 2>&1 || true
 	$(BIN)/airflow connections add campaign_sync_sample --conn-type duckdb \
 		--conn-host $(DEMO_DB) > /dev/null
-	$(BIN)/airflow dags test $(DEMO_CAMPAIGN) > $(AIRFLOW_HOME)/demo-run.log 2>&1 \
+	@# Local S3 (moto) and SFTP servers for the sample's s3/sftp destinations, for this run only.
+	$(BIN)/python scripts/demo_servers.py --log $(AIRFLOW_HOME)/demo-run.log -- \
+		$(BIN)/airflow dags test $(DEMO_CAMPAIGN) \
 		|| { grep -E -B2 -A25 "Traceback|ERROR|error   " $(AIRFLOW_HOME)/demo-run.log | cut -c1-300 | tail -n 60; exit 1; }
 	@echo
 	$(BIN)/campaign-sync summary --latest $(DEMO_CAMPAIGN)
@@ -57,9 +75,11 @@ demo: install
 	@echo "Run log:       $(AIRFLOW_HOME)/demo-run.log"
 	@echo "Review files:  $(CAMPAIGN_SYNC_OUTPUT_ROOT)/review/"
 	@echo "Dry-run files: $(CAMPAIGN_SYNC_OUTPUT_ROOT)/dry_run/"
+	@echo "S3 files:      $(AIRFLOW_HOME)/demo_servers/s3/ (copied from the demo S3 server)"
+	@echo "SFTP files:    $(AIRFLOW_HOME)/demo_servers/sftp/"
 
 ui: install
-	$(BIN)/airflow standalone
+	$(BIN)/python scripts/demo_servers.py -- $(BIN)/airflow standalone
 
 lint: install
 	$(BIN)/ruff check .
@@ -69,7 +89,7 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: install lint
+test: install test-servers lint
 	$(BIN)/campaign-sync schema --check
 	$(BIN)/python -m pytest -q
 
@@ -81,4 +101,4 @@ lock:
 	$(UV) pip compile --quiet -p $(PYTHON) requirements-dev.in -o requirements-dev.txt
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_HOME) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(AIRFLOW_HOME) .pytest_cache .ruff_cache node_modules

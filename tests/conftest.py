@@ -30,6 +30,8 @@ os.environ.update(
         "CAMPAIGN_SYNC_STAGING_ROOT": str(_HOME / "staging"),
         "CAMPAIGN_SYNC_OUTPUT_ROOT": str(_HOME / "outputs"),
         "CAMPAIGN_SYNC_CAMPAIGNS_DIR": str(REPO / "include" / "campaigns"),
+        # Connections stored by tests are encrypted like a deployment's.
+        "AIRFLOW__CORE__FERNET_KEY": "x2ENq3c1_7J3pG-mt6ENj9rZtxWS9rx0kTzj5VrOvb8=",
     }
 )
 for _key in [k for k in os.environ if k.startswith("AWS_")]:

@@ -202,6 +202,7 @@ SAMPLE_PLAN = """\
     export_attentive  (attentive, dry run)
     export_criteo  (criteo, dry run)
     export_review_files  (local, local)
+    export_journey_files  (sftp, campaign_sync_demo_sftp)
   [cooling_down__control] cooling down / control 10%  control: recorded, not sent
     project
   [cooling_down__treatment] cooling down / treatment 90%
@@ -210,6 +211,7 @@ SAMPLE_PLAN = """\
     export_attentive  (attentive, dry run)
     export_criteo  (criteo, dry run)
     export_review_files  (local, local)
+    export_journey_files  (sftp, campaign_sync_demo_sftp)
   [at_risk__control] at risk / control 10%  control: recorded, not sent
     project
   [at_risk__treatment] at risk / treatment 90%
@@ -220,6 +222,7 @@ SAMPLE_PLAN = """\
     export_tiktok  (tiktok_ads, dry run)
     export_facebook  (facebook_ads, dry run)
     export_review_files  (local, local)
+    export_winback_s3  (s3, campaign_sync_demo_s3)
   [other_at_risk__email_only] other at risk / email only 100%
     project
     export_klaviyo  (klaviyo, dry run)

@@ -12,10 +12,11 @@ import pytest
 from helpers import REPO
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
+pytest_plugins = ["servers"]  # the sample sends to S3 and SFTP: moto and sshd
 
 
 @pytest.fixture(scope="module")
-def two_runs(airflow_db, sample_db, tmp_path_factory):
+def two_runs(airflow_db, sample_db, sample_storage, tmp_path_factory):
     """Two runs of the sample campaign; returns their manifests (dicts) and staging root."""
     import os
 

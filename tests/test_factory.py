@@ -16,11 +16,25 @@ from helpers import REPO, sample_doc, write_campaign
 
 SAMPLE_GROUPS = {
     "active__control": [],
-    "active__treatment": ["klaviyo", "attentive", "criteo", "review_files"],
+    "active__treatment": ["klaviyo", "attentive", "criteo", "review_files", "journey_files"],
     "cooling_down__control": [],
-    "cooling_down__treatment": ["klaviyo", "attentive", "criteo", "review_files"],
+    "cooling_down__treatment": [
+        "klaviyo",
+        "attentive",
+        "criteo",
+        "review_files",
+        "journey_files",
+    ],
     "at_risk__control": [],
-    "at_risk__treatment": ["klaviyo", "attentive", "criteo", "tiktok", "facebook", "review_files"],
+    "at_risk__treatment": [
+        "klaviyo",
+        "attentive",
+        "criteo",
+        "tiktok",
+        "facebook",
+        "review_files",
+        "winback_s3",
+    ],
     "other_at_risk__email_only": ["klaviyo"],
 }
 

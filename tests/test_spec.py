@@ -53,6 +53,8 @@ def test_sample_campaign_loads() -> None:
         "tiktok",
         "facebook",
         "review_files",
+        "journey_files",
+        "winback_s3",
     ]
     assert campaign.schedule is not None and campaign.schedule.timezone == "America/New_York"
 
@@ -145,13 +147,13 @@ def _attribute_twice(doc: Doc) -> None:
 
 
 def _live_platform(name: str, label: str) -> tuple[Callable[[Doc], None], list[Problem]]:
-    return _set(f"destinations.{name}.dry_run", False), [
-        Problem(
-            f"destinations.{name}.dry_run",
-            f"live delivery to {label} is not available in this version; "
-            "set dry_run: true to write the payload to the output folder",
-        )
-    ]
+    """Live delivery without a connection: credentials only ever come from one."""
+
+    def mutate(doc: Doc) -> None:
+        doc["destinations"][name]["dry_run"] = False
+        doc["destinations"][name].pop("conn_id", None)
+
+    return mutate, [Problem(f"destinations.{name}.conn_id", f"{label} needs an Airflow conn_id")]
 
 
 def _template(value: str) -> Callable[[Doc], None]:
@@ -214,9 +216,9 @@ CASES: dict[str, tuple[Callable[[Doc], None], list[Problem]]] = {
         _undeclared_destination,
         [
             Problem(
-                "sub_audiences[1].treatment_groups[1].destinations[4]",
+                "sub_audiences[1].treatment_groups[1].destinations[5]",
                 "unknown destination 'braze' (declared: klaviyo, attentive, criteo, tiktok, "
-                "facebook, review_files)",
+                "facebook, review_files, journey_files, winback_s3)",
             )
         ],
     ),
@@ -443,13 +445,14 @@ def test_cross_section_problems_are_all_reported(tmp_path: Path) -> None:
     doc = sample_doc()
     doc["destinations"]["criteo"]["type"] = "mailchimp"
     doc["destinations"]["klaviyo"]["dry_run"] = False
+    del doc["destinations"]["klaviyo"]["conn_id"]
     group(doc, 0, 1)["destinations"].append("braze")
 
     error = load_error(tmp_path, doc)
 
     assert [p.field for p in error.problems] == [
-        "sub_audiences[0].treatment_groups[1].destinations[4]",
-        "destinations.klaviyo.dry_run",
+        "sub_audiences[0].treatment_groups[1].destinations[5]",
+        "destinations.klaviyo.conn_id",
         "destinations.criteo.type",
     ]
 
@@ -762,6 +765,7 @@ def test_plan_of_the_sample() -> None:
         "tiktok",
         "facebook",
         "review_files",
+        "winback_s3",
     )
     assert plan.group("active__control").destinations == ()
     with pytest.raises(KeyError, match="no group 'nope__x'"):

@@ -40,6 +40,18 @@ def test_mirror_adds_changes_and_removes_only_vanished_identifiers(tmp_path):
     assert (plan.added, plan.removed) == (3, 1)
 
 
+def test_mirror_removal_with_null_identifiers(tmp_path):
+    prev = _file(tmp_path / "prev.parquet", [
+        {"__customer_id": "a", "EMAIL": "ea", "PHONE": None},
+        {"__customer_id": "b", "EMAIL": "eb", "PHONE": "pb"},
+    ])  # fmt: skip
+    cur = _file(tmp_path / "cur.parquet", [{"__customer_id": "c", "EMAIL": "ec", "PHONE": None}])
+    work = tmp_path / "work"
+    work.mkdir()
+    plan = plan_sync("mirror", cur, prev, work, "256MB", ["EMAIL", "PHONE"])
+    assert sorted(r["__customer_id"] for r in _rows(plan.removes)) == ["a", "b"]
+
+
 def test_add_and_replace_send_everything(tmp_path):
     cur = _file(tmp_path / "cur.parquet", [{"__customer_id": "a", "email": "a@x"}])
     for mode in ("add", "replace"):

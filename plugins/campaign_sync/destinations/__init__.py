@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from campaign_sync.destinations.attentive import ATTENTIVE
+from campaign_sync.destinations.azure_blob import AZURE_BLOB
 from campaign_sync.destinations.base import AttributeRule, DestinationType
 from campaign_sync.destinations.criteo import CRITEO
 from campaign_sync.destinations.facebook_ads import FACEBOOK_ADS
+from campaign_sync.destinations.gcs import GCS
 from campaign_sync.destinations.klaviyo import KLAVIYO
 from campaign_sync.destinations.local import LOCAL
-from campaign_sync.destinations.storage import AZURE_BLOB, GCS, S3, SFTP
+from campaign_sync.destinations.s3 import S3
+from campaign_sync.destinations.sftp import SFTP
 from campaign_sync.destinations.tiktok_ads import TIKTOK_ADS
 
 REGISTRY: dict[str, DestinationType] = {

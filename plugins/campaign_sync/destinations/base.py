@@ -95,8 +95,14 @@ class DestinationType:
         return [a for a in mapped if a in self.at_least_one_of]
 
 
-def open_storage_type(name: str, label: str, options_model: type[BaseModel]) -> DestinationType:
+def open_storage_type(
+    name: str, label: str, options_model: type[BaseModel], exporter: str | None = None
+) -> DestinationType:
     """A file-drop destination: any attribute, values sent as they are in the source."""
     return DestinationType(
-        name=name, label=label, open_attributes=True, options_model=options_model
+        name=name,
+        label=label,
+        open_attributes=True,
+        options_model=options_model,
+        exporter=exporter,
     )

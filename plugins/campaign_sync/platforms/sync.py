@@ -92,7 +92,10 @@ def plan_sync(
             keys = [duck.ident(c) for c in identity or []]
             if keys:
                 still_there = " OR ".join(
-                    f"(p.{k} IS NOT NULL AND p.{k} IN (SELECT {k} FROM {cur}))" for k in keys
+                    # NULLs kept out of the subquery: "x IN (..., NULL)" is never false.
+                    f"(p.{k} IS NOT NULL"
+                    f" AND p.{k} IN (SELECT {k} FROM {cur} WHERE {k} IS NOT NULL))"
+                    for k in keys
                 )
                 remove_sql = f"SELECT * FROM {prev} p WHERE NOT ({still_there})"
             else:
