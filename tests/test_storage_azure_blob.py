@@ -5,11 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from campaign_sync.operators.storage_export import (
-    AzureBlobExportOperator,
-    StorageConfigError,
-    StorageDeliveryError,
-)
+from campaign_sync.operators.azure_blob import AzureBlobExportOperator
+from campaign_sync.operators.file_drop import StorageConfigError, StorageDeliveryError
 from storage_helpers import (
     FORMAT_CASES,
     Store,

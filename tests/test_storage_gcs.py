@@ -9,11 +9,8 @@ from __future__ import annotations
 from urllib.parse import unquote
 
 import pytest
-from campaign_sync.operators.storage_export import (
-    GCSExportOperator,
-    StorageConfigError,
-    StorageDeliveryError,
-)
+from campaign_sync.operators.file_drop import StorageConfigError, StorageDeliveryError
+from campaign_sync.operators.gcs import GCSExportOperator
 from storage_helpers import (
     FORMAT_CASES,
     Store,

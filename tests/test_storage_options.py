@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from campaign_sync.destinations import REGISTRY
-from campaign_sync.operators.storage_export import StorageConfigError
+from campaign_sync.operators.file_drop import StorageConfigError
 from campaign_sync.spec.checks import Problem
 from campaign_sync.spec.loader import CampaignError, load_file
 from helpers import sample_doc, write_campaign
@@ -59,7 +59,7 @@ def test_every_option_together_is_valid(tmp_path, dtype):
 
     assert problems(tmp_path, dtype, options) == []
     assert REGISTRY[dtype].exporter == (
-        "campaign_sync.operators.storage_export."
+        f"campaign_sync.operators.{dtype}."
         + {"s3": "S3", "gcs": "GCS", "azure_blob": "AzureBlob", "sftp": "SFTP"}[dtype]
         + "ExportOperator"
     )
@@ -160,7 +160,7 @@ def test_live_delivery_needs_a_connection(tmp_path, dtype):
 def test_rendered_names_stay_under_the_prefix(tmp_path, staging_root):
     """Hostile names (sub-audience ``../../etc``, a run id with slashes) stay single
     segments."""
-    from campaign_sync.operators.storage_export import S3ExportOperator
+    from campaign_sync.operators.s3 import S3ExportOperator
 
     doc = sample_doc()
     doc["name"] = "../../escape"
@@ -195,7 +195,7 @@ def test_rendered_names_stay_under_the_prefix(tmp_path, staging_root):
 
 
 def test_groups_that_would_share_a_file_are_refused_before_sending(tmp_path, staging_root):
-    from campaign_sync.operators.storage_export import SFTPExportOperator
+    from campaign_sync.operators.sftp import SFTPExportOperator
 
     options = {"remote_dir": "upload", "file_template": "{run_id}_{file_number}.{ext}"}
     plan = campaign_for(tmp_path, "sftp", options, conn_id="not_defined_either")

@@ -4,11 +4,8 @@ faults."""
 from __future__ import annotations
 
 import pytest
-from campaign_sync.operators.storage_export import (
-    S3ExportOperator,
-    StorageConfigError,
-    StorageDeliveryError,
-)
+from campaign_sync.operators.file_drop import StorageConfigError, StorageDeliveryError
+from campaign_sync.operators.s3 import S3ExportOperator
 from storage_helpers import (
     FORMAT_CASES,
     Store,

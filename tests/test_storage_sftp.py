@@ -12,11 +12,8 @@ import threading
 import time
 
 import pytest
-from campaign_sync.operators.storage_export import (
-    SFTPExportOperator,
-    StorageConfigError,
-    StorageDeliveryError,
-)
+from campaign_sync.operators.file_drop import StorageConfigError, StorageDeliveryError
+from campaign_sync.operators.sftp import SFTPExportOperator
 from storage_helpers import (
     FORMAT_CASES,
     Store,

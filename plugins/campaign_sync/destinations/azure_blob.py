@@ -31,5 +31,5 @@ AZURE_BLOB = open_storage_type(
     "azure_blob",
     "Azure Blob Storage",
     AzureBlobOptions,
-    exporter="campaign_sync.operators.storage_export.AzureBlobExportOperator",
+    exporter="campaign_sync.operators.azure_blob.AzureBlobExportOperator",
 )

@@ -31,5 +31,5 @@ GCS = open_storage_type(
     "gcs",
     "Google Cloud Storage",
     GCSOptions,
-    exporter="campaign_sync.operators.storage_export.GCSExportOperator",
+    exporter="campaign_sync.operators.gcs.GCSExportOperator",
 )

@@ -28,5 +28,5 @@ class S3Options(FileDropOptions):
 
 
 S3 = open_storage_type(
-    "s3", "Amazon S3", S3Options, exporter="campaign_sync.operators.storage_export.S3ExportOperator"
+    "s3", "Amazon S3", S3Options, exporter="campaign_sync.operators.s3.S3ExportOperator"
 )

@@ -29,5 +29,5 @@ SFTP = open_storage_type(
     "sftp",
     "SFTP",
     SFTPOptions,
-    exporter="campaign_sync.operators.storage_export.SFTPExportOperator",
+    exporter="campaign_sync.operators.sftp.SFTPExportOperator",
 )
