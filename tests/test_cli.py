@@ -141,10 +141,13 @@ def test_validate_reports_duplicates(
     code, out, err = run(capsys, "validate")
 
     assert code == 1
-    assert out.splitlines()[-1] == "1 valid, 1 invalid"
+    assert out.splitlines()[-1] == "0 valid, 2 invalid"
+    claimed = "rename one campaign (no file takes an id from another)"
     assert err.splitlines() == [
-        f"{second}: campaign 'lifecycle_winback': name: duplicate campaign: DAG id "
-        f"'lifecycle_winback' is already used by {first}"
+        f"{first}: campaign 'lifecycle_winback': name: DAG id 'lifecycle_winback' is also "
+        f"claimed by {second}; {claimed}",
+        f"{second}: campaign 'lifecycle_winback': name: DAG id 'lifecycle_winback' is also "
+        f"claimed by {first}; {claimed}",
     ]
 
 

@@ -126,14 +126,17 @@ def test_bad_campaign_is_a_visible_failing_dag_and_others_still_load(campaigns_d
     assert "YAML error" in garbled.doc_md
 
 
-def test_duplicate_campaign_name_keeps_first_and_flags_second(campaigns_dir: Path):
+def test_duplicate_campaign_name_refuses_both_files(campaigns_dir: Path):
     write_campaign(campaigns_dir, "a_first", sample_doc())
     write_campaign(campaigns_dir, "b_second", sample_doc())
     bag = _dagbag()
     assert bag.import_errors == {}
+    # Both files are invalid; the contested id shows the first one's error, never a valid DAG.
     assert set(bag.dag_ids) == {"lifecycle_winback", "invalid_campaign__b_second"}
-    dup = bag.dags["invalid_campaign__b_second"]
-    assert "duplicate campaign" in dup.doc_md and "a_first.yaml" in dup.doc_md
+    first, second = bag.dags["lifecycle_winback"], bag.dags["invalid_campaign__b_second"]
+    assert "invalid-campaign" in first.tags and "invalid-campaign" in second.tags
+    assert "also claimed by" in first.doc_md and "b_second.yaml" in first.doc_md
+    assert "also claimed by" in second.doc_md and "a_first.yaml" in second.doc_md
 
 
 def test_parse_imports_no_data_libraries(campaigns_dir: Path):

@@ -237,20 +237,20 @@ CASES: dict[str, tuple[Callable[[Doc], None], list[Problem]]] = {
     ),
     "treatment group name starting with _": (
         _set("sub_audiences.1.treatment_groups.1.name", "_treatment"),
-        [Problem("sub_audiences[1].treatment_groups[1].name", "must not start with '_'")],
+        [Problem("sub_audiences[1].treatment_groups[1].name", "must not start with '.' or '_'")],
     ),
     "remaining treatment group name starting with _": (
         _set("remaining.treatment_groups.0.name", "_email"),
-        [Problem("remaining.treatment_groups[0].name", "must not start with '_'")],
+        [Problem("remaining.treatment_groups[0].name", "must not start with '.' or '_'")],
     ),
     "sub-audience name starting with _": (
         _set("sub_audiences.2.name", "_at risk"),
-        [Problem("sub_audiences[2].name", "must not start with '_'")],
+        [Problem("sub_audiences[2].name", "must not start with '.' or '_'")],
     ),
     # The remaining sub-audience is a sub-audience too (same ids, same manifest entries).
     "remaining sub-audience name starting with _": (
         _set("remaining.name", "_rest"),
-        [Problem("remaining.name", "must not start with '_'")],
+        [Problem("remaining.name", "must not start with '.' or '_'")],
     ),
     "sub-audience ids collide": (
         _set("sub_audiences.0.name", "At Risk"),
@@ -323,7 +323,12 @@ CASES: dict[str, tuple[Callable[[Doc], None], list[Problem]]] = {
     ),
     "bad timezone": (
         _set("schedule.timezone", "Mars/Olympus_Mons"),
-        [Problem("schedule.timezone", "unknown timezone 'Mars/Olympus_Mons'")],
+        [
+            Problem(
+                "schedule.timezone",
+                "unknown timezone 'Mars/Olympus_Mons'; use an IANA name such as America/New_York",
+            )
+        ],
     ),
     "end_date before start_date": (
         _end_before_start,
@@ -677,23 +682,29 @@ def test_load_folder_of_a_missing_folder_is_empty(tmp_path: Path) -> None:
     assert result.errors == []
 
 
-def test_duplicate_campaign_name_first_file_wins(tmp_path: Path) -> None:
+def _claimed(dag_id: str, others: list[Path]) -> Problem:
+    return Problem(
+        "name",
+        f"DAG id {dag_id!r} is also claimed by {', '.join(map(str, others))}; rename one "
+        "campaign (no file takes an id from another)",
+    )
+
+
+def test_duplicate_campaign_name_refuses_both_files(tmp_path: Path) -> None:
+    # Neither file may take the id: which one won would depend on the order of file names.
     first = write_campaign(tmp_path, "a_first", _named("Winback"))
     second = write_campaign(tmp_path, "b_second", _named("Winback"))
 
     result = load_folder(tmp_path)
 
-    assert [c.path for c in result.campaigns] == [first]
-    assert len(result.errors) == 1
-    error = result.errors[0]
-    assert error.path == second
-    assert error.campaign == "Winback"
-    assert error.problems == [
-        Problem("name", f"duplicate campaign: DAG id 'winback' is already used by {first}")
+    assert result.campaigns == []
+    assert [(e.path, e.campaign, e.problems) for e in result.errors] == [
+        (first, "Winback", [_claimed("winback", [second])]),
+        (second, "Winback", [_claimed("winback", [first])]),
     ]
-    assert error.describe() == (
-        f"{second}: campaign 'Winback': name: duplicate campaign: DAG id 'winback' is already "
-        f"used by {first}"
+    assert result.errors[1].describe() == (
+        f"{second}: campaign 'Winback': name: DAG id 'winback' is also claimed by {first}; "
+        "rename one campaign (no file takes an id from another)"
     )
 
 
@@ -707,21 +718,10 @@ def test_names_that_sanitize_to_the_same_dag_id_collide(tmp_path: Path) -> None:
 
     result = load_folder(tmp_path)
 
-    assert [(c.path, c.dag_id) for c in result.campaigns] == [
-        (first, "spring_sale"),
-        (third, "spring-sale"),
-    ]
+    assert [(c.path, c.dag_id) for c in result.campaigns] == [(third, "spring-sale")]
     assert [(e.path, e.campaign, e.problems) for e in result.errors] == [
-        (
-            second,
-            "spring_sale",
-            [
-                Problem(
-                    "name",
-                    f"duplicate campaign: DAG id 'spring_sale' is already used by {first}",
-                )
-            ],
-        )
+        (first, "Spring Sale", [_claimed("spring_sale", [second])]),
+        (second, "spring_sale", [_claimed("spring_sale", [first])]),
     ]
 
 

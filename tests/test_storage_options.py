@@ -158,13 +158,13 @@ def test_live_delivery_needs_a_connection(tmp_path, dtype):
 
 
 def test_rendered_names_stay_under_the_prefix(tmp_path, staging_root):
-    """Hostile names (sub-audience ``../../etc``, a run id with slashes) stay single
-    segments."""
+    """Odd names (a sub-audience ``x .. etc``, a run id with slashes) stay single segments;
+    names with path separators are refused at load (tests/test_isolation.py)."""
     from campaign_sync.operators.s3 import S3ExportOperator
 
     doc = sample_doc()
     doc["name"] = "../../escape"
-    doc["sub_audiences"][0]["name"] = "../../etc"
+    doc["sub_audiences"][0]["name"] = "x .. etc"
     options = {"bucket": "my-bucket", "prefix": "drops"}
     doc["destinations"] = {
         "drop": {
@@ -181,7 +181,7 @@ def test_rendered_names_stay_under_the_prefix(tmp_path, staging_root):
     from campaign_sync.plan import build_plan
 
     plan = build_plan(load_file(write_campaign(tmp_path, "c", doc)))
-    group = next(g for g in plan.groups if g.sub_audience == "../../etc" and not g.is_control)
+    group = next(g for g in plan.groups if g.sub_audience == "x .. etc" and not g.is_control)
     op = exporter(plan, S3ExportOperator, options, conn_id="c", group_id=group.group_id)
     values = op.template_values(context("manual__/../../x"), "csv")
 
@@ -191,7 +191,7 @@ def test_rendered_names_stay_under_the_prefix(tmp_path, staging_root):
         parts = name.split("/")
         assert parts[0] == "drops"
         assert ".." not in parts and "" not in parts and "." not in parts
-    assert names[0].endswith("/etc/treatment/drop_00001.csv")
+    assert names[0].endswith("/x_.._etc/treatment/drop_00001.csv")
 
 
 def test_groups_that_would_share_a_file_are_refused_before_sending(tmp_path, staging_root):

@@ -15,12 +15,19 @@ SCHEMA_PATH = config.PROJECT_ROOT / "include" / "campaign.schema.json"
 
 
 def _validate(args: argparse.Namespace) -> int:
+    # Builds each valid campaign's DAG too: whatever would fail in Airflow fails here.
+    from campaign_sync.factory import try_build_dag
+
     target = Path(args.path) if args.path else config.campaigns_dir()
     if target.is_file():
         try:
-            load_file(target)
+            loaded = LoadedCampaign(target, load_file(target))
         except CampaignError as exc:
             print(exc.describe(), file=sys.stderr)
+            return 1
+        built = try_build_dag(loaded)
+        if isinstance(built, CampaignError):
+            print(built.describe(), file=sys.stderr)
             return 1
         print(f"ok: {target}")
         return 0
@@ -28,12 +35,19 @@ def _validate(args: argparse.Namespace) -> int:
         print(f"{target}: no such file or folder", file=sys.stderr)
         return 1
     result = load_folder(target)
+    errors = list(result.errors)
+    valid = 0
     for loaded in result.campaigns:
+        built = try_build_dag(loaded)
+        if isinstance(built, CampaignError):
+            errors.append(built)
+            continue
+        valid += 1
         print(f"ok: {loaded.path} (campaign {loaded.campaign.name!r}, DAG {loaded.dag_id})")
-    for error in result.errors:
+    for error in errors:
         print(error.describe(), file=sys.stderr)
-    print(f"{len(result.campaigns)} valid, {len(result.errors)} invalid")
-    return 1 if result.errors else 0
+    print(f"{valid} valid, {len(errors)} invalid")
+    return 1 if errors else 0
 
 
 def _find(name: str) -> LoadedCampaign:

@@ -22,9 +22,11 @@ from campaign_sync.operators.export import ExportOperator, LocalExportOperator
 from campaign_sync.operators.manifest import WriteManifestOperator
 from campaign_sync.operators.projection import ProjectAttributesOperator
 from campaign_sync.plan import build_plan
+from campaign_sync.spec.checks import Problem
+from campaign_sync.spec.echo import clip
 from campaign_sync.spec.ids import dag_id_for, slug, task_id_for_destination
 from campaign_sync.spec.loader import CampaignError, LoadedCampaign, load_folder
-from campaign_sync.spec.model import PRESETS, Campaign, Schedule
+from campaign_sync.spec.model import Campaign, Schedule
 
 log = logging.getLogger(__name__)
 TAG = "campaign-sync"
@@ -50,24 +52,14 @@ def schedule_args(schedule: Schedule | None) -> dict[str, Any]:
     """DAG keyword arguments for a campaign schedule (None: manual runs only)."""
     if schedule is None:
         return {"schedule": None, "start_date": _EPOCH, "catchup": False}
-    start = schedule.aware(schedule.start_date)
-    end = schedule.aware(schedule.end_date) if schedule.end_date is not None else None
-    if schedule.cron is None or schedule.cron == "@once":
-        timetable: Any = schedule.cron
-    else:
-        cron = PRESETS.get(schedule.cron) or schedule.cron
-        timetable = CronTriggerTimetable(cron, timezone=schedule.timezone)
-        if schedule.max_runs is not None:
-            from croniter import croniter
-
-            # The Nth fire time at or after the start is the last logical date to run.
-            it = croniter(cron, start - timedelta(seconds=1))
-            for _ in range(schedule.max_runs):
-                end = it.get_next(datetime)
+    cron = schedule.cron_expression
+    timetable: Any = (
+        schedule.cron if cron is None else CronTriggerTimetable(cron, timezone=schedule.timezone)
+    )
     return {
         "schedule": timetable,
-        "start_date": start,
-        "end_date": end,
+        "start_date": schedule.aware(schedule.start_date),
+        "end_date": schedule.last_run(),
         "catchup": schedule.catchup,
     }
 
@@ -165,20 +157,64 @@ def _error_dag_id(error: CampaignError, taken: set[str]) -> str:
     return candidate
 
 
+def build_failure(loaded: LoadedCampaign, exc: Exception) -> CampaignError:
+    """A campaign that validated but that Airflow refused to build, as a campaign error."""
+    reason = clip(" ".join(str(exc).split()), 300)
+    return CampaignError(
+        loaded.path,
+        loaded.campaign.name,
+        [Problem("", f"Airflow cannot build its DAG: {type(exc).__name__}: {reason}")],
+    )
+
+
+def try_build_dag(loaded: LoadedCampaign) -> DAG | CampaignError:
+    """The campaign's DAG, or the error that building it raised (never an exception)."""
+    try:
+        return build_dag(loaded)
+    except Exception as exc:  # whatever Airflow raises: one campaign never takes the others down
+        return build_failure(loaded, exc)
+
+
+def _safe_error_dag(error: CampaignError, dag_id: str) -> DAG:
+    try:
+        return build_error_dag(error, dag_id)
+    except Exception as exc:  # e.g. an id Airflow refuses: fall back to one it always takes
+        fallback = CampaignError(error.path, None, [*error.problems, Problem("", str(exc))])
+        return build_error_dag(fallback, f"invalid_campaign__{slug(error.path.stem)}"[:250])
+
+
+def _log_invalid(error: CampaignError, wanted: str | None) -> None:
+    # Logged while the processor parses the folder, never in a task's log: a worker parsing
+    # for one campaign's task must not report other files.
+    if wanted is None:
+        log.warning("Invalid campaign file (shown as a failing DAG):\n%s", error.describe())
+
+
 def build_dags(folder: Path | None = None) -> dict[str, DAG]:
-    """Every campaign DAG (and invalid-campaign DAG) for the campaigns folder, by dag_id."""
+    """Every campaign DAG (and invalid-campaign DAG) for the campaigns folder, by dag_id.
+
+    Never raises for a campaign's sake: a campaign that cannot be loaded or built becomes its
+    own failing DAG, and the other campaigns load as usual.
+    """
     folder = folder or config.campaigns_dir()
     result = load_folder(folder)
     wanted = get_parsing_context().dag_id
     dags: dict[str, DAG] = {}
-    taken = {c.dag_id for c in result.campaigns}
     for loaded in result.campaigns:
-        if wanted is None or loaded.dag_id == wanted:
-            dags[loaded.dag_id] = build_dag(loaded)
+        if wanted is not None and loaded.dag_id != wanted:
+            continue
+        built = try_build_dag(loaded)
+        if isinstance(built, CampaignError):
+            # The id stays with its file: the campaign shows as failing where it always was.
+            _log_invalid(built, wanted)
+            built = _safe_error_dag(built, loaded.dag_id)
+        dags[loaded.dag_id] = built
+    # Ids are given out the same way whichever DAG a worker parses for.
+    taken = {c.dag_id for c in result.campaigns}
     for error in result.errors:
-        log.error("Invalid campaign file (shown as a failing DAG):\n%s", error.describe())
         dag_id = _error_dag_id(error, taken)
         taken.add(dag_id)
+        _log_invalid(error, wanted)
         if wanted is None or dag_id == wanted:
-            dags[dag_id] = build_error_dag(error, dag_id)
+            dags[dag_id] = _safe_error_dag(error, dag_id)
     return dags

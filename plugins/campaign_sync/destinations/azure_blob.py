@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 
 from campaign_sync.destinations.base import open_storage_type
 from campaign_sync.destinations.file_drop import FileDropOptions
+from campaign_sync.spec.echo import short
 
 _CONTAINER = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-)){1,61}[a-z0-9]$")
 
@@ -22,7 +23,7 @@ class AzureBlobOptions(FileDropOptions):
     def _container_name(cls, value: str) -> str:
         if not _CONTAINER.match(value):
             raise ValueError(
-                f"{value!r} is not a container name (lowercase letters, digits, single '-')"
+                f"{short(value)} is not a container name (lowercase letters, digits, single '-')"
             )
         return value
 

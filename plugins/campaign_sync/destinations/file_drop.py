@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from campaign_sync.destinations.templating import check_template
+from campaign_sync.spec.echo import short
 
 # Names derive from the DAG run (so a rerun replaces its own files); file numbers keep split
 # files apart.
@@ -27,7 +28,7 @@ def _segments(path: str) -> list[str]:
 
 def _no_empty_segments(value: str) -> str:
     if "" in _segments(value):
-        raise ValueError(f"{value!r} must not contain empty path segments ('//')")
+        raise ValueError(f"{short(value)} must not contain empty path segments ('//')")
     return value
 
 
@@ -67,7 +68,7 @@ class FileDropOptions(BaseModel):
     def _safe_template(cls, value: str) -> str:
         check_template(value)
         if value.endswith(("/", "\\")):
-            raise ValueError(f"template {value!r} must name a file, not a folder")
+            raise ValueError(f"template {short(value)} must name a file, not a folder")
         return _no_empty_segments(value)
 
     @field_validator("prefix")

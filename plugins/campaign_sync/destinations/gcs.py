@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 
 from campaign_sync.destinations.base import open_storage_type
 from campaign_sync.destinations.file_drop import FileDropOptions
+from campaign_sync.spec.echo import short
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 
@@ -22,7 +23,8 @@ class GCSOptions(FileDropOptions):
     def _bucket_name(cls, value: str) -> str:
         if not _BUCKET.match(value):
             raise ValueError(
-                f"{value!r} is not a GCS bucket name (lowercase letters, digits, '.', '_', '-')"
+                f"{short(value)} is not a GCS bucket name"
+                " (lowercase letters, digits, '.', '_', '-')"
             )
         return value
 

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 
 from campaign_sync.destinations.base import open_storage_type
 from campaign_sync.destinations.file_drop import FileDropOptions
+from campaign_sync.spec.echo import short
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
@@ -22,7 +23,7 @@ class S3Options(FileDropOptions):
     def _bucket_name(cls, value: str) -> str:
         if not _BUCKET.match(value) or ".." in value:
             raise ValueError(
-                f"{value!r} is not an S3 bucket name (lowercase letters, digits, '.' and '-')"
+                f"{short(value)} is not an S3 bucket name (lowercase letters, digits, '.' and '-')"
             )
         return value
 

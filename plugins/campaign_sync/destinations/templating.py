@@ -11,6 +11,8 @@ import re
 import string
 from collections.abc import Mapping
 
+from campaign_sync.spec.echo import short
+
 PLACEHOLDERS = frozenset(
     {
         "campaign",
@@ -32,9 +34,9 @@ def check_template(template: str) -> str:
     """Return ``template`` if it is a safe relative name template, else raise ValueError."""
     check_name_template(template)
     if template.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", template):
-        raise ValueError(f"template {template!r} must be a relative path")
+        raise ValueError(f"template {short(template)} must be a relative path")
     if any(part in ("..", ".") for part in re.split(r"[/\\]", template)):
-        raise ValueError(f"template {template!r} must not contain '.' or '..' path segments")
+        raise ValueError(f"template {short(template)} must not contain '.' or '..' path segments")
     return template
 
 
@@ -43,7 +45,7 @@ def check_name_template(template: str) -> str:
     try:
         fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
     except ValueError as exc:
-        raise ValueError(f"malformed template {template!r}: {exc}") from exc
+        raise ValueError(f"malformed template {short(template)}: {exc}") from exc
     unknown = sorted({f for f in fields if f not in PLACEHOLDERS})
     if unknown:
         raise ValueError(

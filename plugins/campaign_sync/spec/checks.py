@@ -8,18 +8,33 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from campaign_sync.destinations import REGISTRY
-from campaign_sync.spec.ids import group_id_for, slug, task_id_for_destination
-from campaign_sync.spec.model import Campaign, Destination
+from campaign_sync.spec.echo import ECHO_LIMIT, clip, short
+from campaign_sync.spec.ids import (
+    MAX_GROUP_ID,
+    MAX_TASK_ID,
+    group_id_for,
+    slug,
+    task_id_for_destination,
+)
+from campaign_sync.spec.model import Campaign, Destination, TreatmentGroup
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_MESSAGE_LIMIT = 400
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a campaign, at a dotted field path."""
+    """One thing wrong with a campaign, at a dotted field path.
+
+    Both parts are capped, so a 1 MB value never becomes a 1 MB log line.
+    """
 
     field: str
     message: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "field", clip(self.field, ECHO_LIMIT * 2))
+        object.__setattr__(self, "message", clip(self.message, _MESSAGE_LIMIT))
 
     def __str__(self) -> str:
         return f"{self.field}: {self.message}" if self.field else self.message
@@ -49,6 +64,8 @@ def check_campaign(campaign: Campaign) -> list[Problem]:
     problems: list[Problem] = []
     problems += _check_sub_audiences(campaign)
     problems += _check_destination_refs(campaign)
+    if not problems:
+        problems += _check_id_lengths(campaign)
     for name, dest in campaign.destinations.items():
         problems += _check_destination(name, dest)
     return problems
@@ -70,7 +87,9 @@ def _check_sub_audiences(campaign: Campaign) -> list[Problem]:
         if key in seen:
             problems.append(
                 Problem(
-                    field, f"{name!r} clashes with sub-audience {seen[key]!r} (same id {key!r})"
+                    field,
+                    f"{short(name)} clashes with sub-audience {short(seen[key])}"
+                    f" (same id {short(key)})",
                 )
             )
         seen[key] = name
@@ -82,22 +101,59 @@ def _check_sub_audiences(campaign: Campaign) -> list[Problem]:
                 problems.append(
                     Problem(
                         f"sub_audiences[{index}].treatment_groups[{g_index}].name",
-                        f"{group.name!r} clashes with {groups[gid]!r} (same id {gid!r})",
+                        f"{short(group.name)} clashes with {short(groups[gid])}"
+                        f" (same id {short(gid)})",
                     )
                 )
             groups[gid] = group.name
     return problems
 
 
-def _check_destination_refs(campaign: Campaign) -> list[Problem]:
-    problems = []
-    groups = [
-        (f"sub_audiences[{i}]", sub.treatment_groups)
+def _group_fields(campaign: Campaign) -> list[tuple[str, str, list[TreatmentGroup]]]:
+    """(field prefix, sub-audience name, groups) for every sub-audience, remaining last."""
+    subs = [
+        (f"sub_audiences[{i}]", sub.name, sub.treatment_groups)
         for i, sub in enumerate(campaign.sub_audiences)
     ]
     if campaign.remaining is not None:
-        groups.append(("remaining", campaign.remaining.treatment_groups))
-    for prefix, treatment_groups in groups:
+        subs.append(("remaining", campaign.remaining.name, campaign.remaining.treatment_groups))
+    return subs
+
+
+def _check_id_lengths(campaign: Campaign) -> list[Problem]:
+    # Airflow refuses group ids over 200 characters and task ids over 250; say which name to
+    # shorten instead of letting the DAG fail to build.
+    problems = []
+    for prefix, sub_name, groups in _group_fields(campaign):
+        for g_index, group in enumerate(groups):
+            field = f"{prefix}.treatment_groups[{g_index}].name"
+            gid = group_id_for(sub_name, group.name)
+            if len(gid) > MAX_GROUP_ID:
+                problems.append(
+                    Problem(
+                        field,
+                        f"sub-audience and group names give the task group id {short(gid)} of "
+                        f"{len(gid)} characters; Airflow allows {MAX_GROUP_ID}: shorten them",
+                    )
+                )
+                continue
+            for d_index, dest in enumerate(group.destinations):
+                tid = f"{gid}.{task_id_for_destination(dest)}"
+                if len(tid) > MAX_TASK_ID:
+                    problems.append(
+                        Problem(
+                            f"{prefix}.treatment_groups[{g_index}].destinations[{d_index}]",
+                            f"the export task id {short(tid)} has {len(tid)} characters; "
+                            f"Airflow allows {MAX_TASK_ID}: shorten the destination, "
+                            "sub-audience or group name",
+                        )
+                    )
+    return problems
+
+
+def _check_destination_refs(campaign: Campaign) -> list[Problem]:
+    problems = []
+    for prefix, _, treatment_groups in _group_fields(campaign):
         for g_index, group in enumerate(treatment_groups):
             task_ids: dict[str, str] = {}
             for d_index, dest in enumerate(group.destinations):
@@ -105,11 +161,13 @@ def _check_destination_refs(campaign: Campaign) -> list[Problem]:
                 if dest not in campaign.destinations:
                     known = ", ".join(campaign.destinations) or "none declared"
                     problems.append(
-                        Problem(field, f"unknown destination {dest!r} (declared: {known})")
+                        Problem(field, f"unknown destination {short(dest)} (declared: {known})")
                     )
                 tid = task_id_for_destination(dest)
                 if tid in task_ids:
-                    problems.append(Problem(field, f"{dest!r} clashes with {task_ids[tid]!r}"))
+                    problems.append(
+                        Problem(field, f"{short(dest)} clashes with {short(task_ids[tid])}")
+                    )
                 task_ids[tid] = dest
     return problems
 
@@ -121,7 +179,8 @@ def _check_destination(name: str, dest: Destination) -> list[Problem]:
         return [
             Problem(
                 f"{base}.type",
-                f"unknown destination type {dest.type!r}; known: {', '.join(sorted(REGISTRY))}",
+                f"unknown destination type {short(dest.type)};"
+                f" known: {', '.join(sorted(REGISTRY))}",
             )
         ]
     problems = [

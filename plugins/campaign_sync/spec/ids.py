@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+MAX_GROUP_ID = 200  # Airflow's limits (airflow.sdk.definitions._internal.node)
+MAX_TASK_ID = 250
 _DAG_ID_UNSAFE = re.compile(r"[^a-z0-9_.-]+")
 _GROUP_ID_UNSAFE = re.compile(r"[^a-z0-9_-]+")
 

@@ -3,23 +3,19 @@ and field. One bad file never hides the others."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from campaign_sync.spec.checks import Problem, check_campaign, problems_from_validation
+from campaign_sync.spec.echo import clip, short
 from campaign_sync.spec.ids import dag_id_for
 from campaign_sync.spec.model import Campaign
+from campaign_sync.spec.yamlfile import YamlProblem, load_yaml
 
 SUFFIXES = (".yaml", ".yml")
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml is ~10x faster when present
-_NAME_LINE = re.compile(
-    r"^name:[ \t]*['\"]?([A-Za-z0-9][^'\"#\n]*?)['\"]?[ \t]*(#.*)?$", re.MULTILINE
-)
 
 
 class CampaignError(Exception):
@@ -33,7 +29,7 @@ class CampaignError(Exception):
 
     def describe(self) -> str:
         """One line per problem: ``file: campaign 'name': field: message``."""
-        who = f"campaign {self.campaign!r}" if self.campaign else "campaign (name unreadable)"
+        who = f"campaign {short(self.campaign)}" if self.campaign else "campaign (name unreadable)"
         return "\n".join(f"{self.path}: {who}: {p}" for p in self.problems)
 
 
@@ -72,23 +68,43 @@ def campaign_files(folder: Path) -> list[Path]:
 
 
 def load_file(path: Path) -> Campaign:
-    """Load and fully validate one campaign file, raising ``CampaignError``."""
+    """Load and fully validate one campaign file, raising ``CampaignError`` and nothing else."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CampaignError(path, None, [Problem("", f"cannot read file: {exc}")]) from exc
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise CampaignError(path, None, [Problem("", f"cannot read file: {exc.strerror}")]) from exc
     try:
-        data: Any = yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        message = " ".join(str(exc).split())  # one line per problem, whatever PyYAML says
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise CampaignError(
-            path, _guess_name(text), [Problem("", f"YAML error: {message}")]
+            path,
+            None,
+            [Problem("", f"cannot read file: not UTF-8 text (byte {exc.start}); save it as UTF-8")],
+        ) from exc
+    try:
+        return _validate(path, text)
+    except CampaignError:
+        raise
+    except Exception as exc:
+        raise CampaignError(
+            path, _guess_name(text), [Problem("", f"cannot be loaded: {_describe(exc)}")]
+        ) from exc
+
+
+def _validate(path: Path, text: str) -> Campaign:
+    try:
+        data: Any = load_yaml(text)
+    except YamlProblem as exc:
+        where = f"line {exc.line}: " if exc.line else ""
+        raise CampaignError(
+            path, _guess_name(text), [Problem("", f"YAML error: {where}{exc.message}")]
         ) from exc
     if not isinstance(data, dict):
         raise CampaignError(
             path, None, [Problem("", "a campaign file must be a YAML mapping (key: value)")]
         )
-    name = data.get("name") if isinstance(data.get("name"), str) else None
+    name = data.get("name")
+    name = name if isinstance(name, str) and len(name) <= 100 else None
     try:
         campaign = Campaign.model_validate(data)
     except ValidationError as exc:
@@ -99,16 +115,33 @@ def load_file(path: Path) -> Campaign:
     return campaign
 
 
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {clip(str(exc), 200)}"
+
+
 def _guess_name(text: str) -> str | None:
-    # A file with a YAML error keeps its DAG id when its name line is still readable.
-    match = _NAME_LINE.search(text)
-    return match.group(1).strip() if match else None
+    """The top-level ``name:`` of a file YAML cannot parse, so it keeps its DAG id.
+
+    A plain scan of line starts: it stays linear however long the lines are.
+    """
+    for line in text.splitlines():
+        if not line.startswith("name:"):
+            continue
+        value = line[5:].split(" #", 1)[0].strip().strip("'\"").strip()
+        if value and value[0].isascii() and value[0].isalnum() and len(value) <= 100:
+            return value
+        return None
+    return None
 
 
 def load_folder(folder: Path) -> LoadResult:
-    """Load every campaign file in ``folder``; duplicate DAG ids are errors for later files."""
+    """Load every campaign file in ``folder``.
+
+    Files whose campaigns share a DAG id are all refused, each naming the others: which file
+    would win must never depend on the order of file names.
+    """
     result = LoadResult()
-    owners: dict[str, Path] = {}
+    by_dag_id: dict[str, list[LoadedCampaign]] = {}
     for path in campaign_files(folder):
         try:
             campaign = load_file(path)
@@ -116,21 +149,25 @@ def load_folder(folder: Path) -> LoadResult:
             result.errors.append(exc)
             continue
         loaded = LoadedCampaign(path, campaign)
-        if loaded.dag_id in owners:
+        by_dag_id.setdefault(loaded.dag_id, []).append(loaded)
+    for dag_id, claimants in by_dag_id.items():
+        if len(claimants) == 1:
+            result.campaigns.append(claimants[0])
+            continue
+        for loaded in claimants:
+            others = ", ".join(str(o.path) for o in claimants if o is not loaded)
             result.errors.append(
                 CampaignError(
-                    path,
-                    campaign.name,
+                    loaded.path,
+                    loaded.campaign.name,
                     [
                         Problem(
                             "name",
-                            f"duplicate campaign: DAG id {loaded.dag_id!r} is already used by "
-                            f"{owners[loaded.dag_id]}",
+                            f"DAG id {short(dag_id)} is also claimed by {others}; rename one "
+                            "campaign (no file takes an id from another)",
                         )
                     ],
                 )
             )
-            continue
-        owners[loaded.dag_id] = path
-        result.campaigns.append(loaded)
+    result.campaigns.sort(key=lambda c: str(c.path))
     return result

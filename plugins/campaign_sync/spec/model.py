@@ -7,11 +7,13 @@ contracts, option models) live in ``campaign_sync.spec.checks``.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import cache
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -19,6 +21,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from campaign_sync.spec.echo import short
 
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 QUALIFIED_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$"
@@ -35,6 +39,31 @@ MAX_SUB_AUDIENCES = 60
 
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER, max_length=128)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+MAX_RETRY_DELAY_SECONDS = 7 * 24 * 3600
+_UNSAFE_LABEL = re.compile(r"[\x00-\x1f\x7f/\\]")
+FIRST_YEAR, LAST_YEAR = 1970, 9998  # datetimes outside convert to UTC badly or not at all
+
+
+def _label(value: str) -> str:
+    # Names become task ids and staging-path segments (through slugs); refuse what never could.
+    if _UNSAFE_LABEL.search(value):
+        raise ValueError("must not contain '/', '\\' or control characters")
+    if not re.search(r"[A-Za-z0-9]", value):
+        raise ValueError("must contain a letter or digit")
+    if value.startswith((".", "_")):
+        raise ValueError("must not start with '.' or '_'")
+    return value
+
+
+Label = Annotated[Name, AfterValidator(_label)]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+@cache
+def _known_timezones() -> frozenset[str]:
+    from zoneinfo import available_timezones
+
+    return frozenset(available_timezones())
 
 
 def _sql_expression(value: str) -> str:
@@ -60,7 +89,7 @@ class Schedule(_Strict):
     )
     start_date: date | datetime
     end_date: date | datetime | None = None
-    max_runs: int | None = Field(default=None, ge=1, le=100_000)
+    max_runs: int | None = Field(default=None, ge=1, le=1_000)
     catchup: bool = False
     timezone: str = "UTC"
 
@@ -70,22 +99,29 @@ class Schedule(_Strict):
         if value is None or value in PRESETS:
             return value
         if value.startswith("@"):
-            raise ValueError(f"unknown preset {value!r}; use one of {', '.join(PRESETS)}")
+            raise ValueError(f"unknown preset {short(value)}; use one of {', '.join(PRESETS)}")
         from croniter import croniter  # already loaded by Airflow; kept local for the CLI
 
         if not croniter.is_valid(value):
-            raise ValueError(f"{value!r} is not a valid cron expression")
+            raise ValueError(f"{short(value)} is not a valid cron expression")
         return value
 
     @field_validator("timezone")
     @classmethod
     def _valid_timezone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        # Looked up in the list, never opened by name: "America" is a folder, and a long
+        # name is an OSError, not a ZoneInfoNotFoundError.
+        if value not in _known_timezones():
+            raise ValueError(
+                f"unknown timezone {short(value)}; use an IANA name such as America/New_York"
+            )
+        return value
 
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown timezone {value!r}") from exc
+    @field_validator("start_date", "end_date")
+    @classmethod
+    def _in_range(cls, value: date | datetime | None) -> date | datetime | None:
+        if value is not None and not FIRST_YEAR <= value.year <= LAST_YEAR:
+            raise ValueError(f"year must be between {FIRST_YEAR} and {LAST_YEAR}")
         return value
 
     @model_validator(mode="after")
@@ -96,7 +132,33 @@ class Schedule(_Strict):
             raise ValueError("max_runs needs a recurring cron schedule")
         if self.end_date is not None and self.aware(self.end_date) < self.aware(self.start_date):
             raise ValueError("end_date is before start_date")
+        if self.cron_expression is not None:
+            self.last_run()  # a cron that never fires fails here, at load, not in Airflow
         return self
+
+    @property
+    def cron_expression(self) -> str | None:
+        """The cron expression to run on (presets expanded); None for manual or @once."""
+        return PRESETS.get(self.cron, self.cron) if self.cron is not None else None
+
+    def last_run(self) -> datetime | None:
+        """The last logical date: ``end_date``, or the ``max_runs``-th fire time at or after
+        the start. Raises ValueError for a cron that never fires after the start."""
+        from croniter import CroniterBadDateError, croniter
+
+        end = self.aware(self.end_date) if self.end_date is not None else None
+        cron = self.cron_expression
+        if cron is None:
+            return end
+        start = self.aware(self.start_date)
+        try:
+            it = croniter(cron, start - timedelta(seconds=1))
+            fire = it.get_next(datetime)
+            for _ in range((self.max_runs or 1) - 1):
+                fire = it.get_next(datetime)
+        except (CroniterBadDateError, OverflowError, ValueError) as exc:
+            raise ValueError(f"cron {short(self.cron)} never fires after start_date") from exc
+        return fire if self.max_runs is not None else end
 
     def aware(self, value: date | datetime) -> datetime:
         """A schedule date as an aware datetime; naive values are in the schedule's timezone."""
@@ -104,15 +166,16 @@ class Schedule(_Strict):
 
         if not isinstance(value, datetime):
             value = datetime(value.year, value.month, value.day)
-        return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(self.timezone))
+        aware = value if value.tzinfo else value.replace(tzinfo=ZoneInfo(self.timezone))
+        return aware.astimezone(UTC).astimezone(aware.tzinfo)  # normalizes folds and gaps
 
 
 class Retries(_Strict):
     """Task retries; the delay doubles on each attempt up to max_delay_seconds."""
 
     count: int = Field(default=2, ge=0, le=20)
-    delay_seconds: int = Field(default=60, ge=0)
-    max_delay_seconds: int = Field(default=1800, ge=0)
+    delay_seconds: int = Field(default=60, ge=0, le=MAX_RETRY_DELAY_SECONDS)
+    max_delay_seconds: int = Field(default=1800, ge=0, le=MAX_RETRY_DELAY_SECONDS)
     exponential_backoff: bool = True
 
 
@@ -158,24 +221,16 @@ class Source(_Strict):
         return self
 
 
-def _no_leading_underscore(value: str) -> str:
-    if value.startswith("_"):
-        raise ValueError("must not start with '_'")
-    return value
-
-
 Percentage = Annotated[Decimal, Field(gt=0, le=100, decimal_places=2)]
 
 
 class TreatmentGroup(_Strict):
     """A share of a sub-audience; a control group is recorded but sent nowhere."""
 
-    name: Name
+    name: Label
     percentage: Percentage
     control: bool = False
-    destinations: list[Name] = Field(default_factory=list)
-
-    _name = field_validator("name")(_no_leading_underscore)
+    destinations: list[Label] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _control_sends_nothing(self) -> TreatmentGroup:
@@ -202,23 +257,21 @@ Groups = Annotated[list[TreatmentGroup], Field(min_length=1)]
 class SubAudience(_Strict):
     """A named slice of the audience, selected by a SQL condition."""
 
-    name: Name
+    name: Label
     condition: str
     treatment_groups: Groups
 
     _groups = field_validator("treatment_groups")(_check_groups)
     _condition = field_validator("condition")(_sql_expression)
-    _name = field_validator("name")(_no_leading_underscore)
 
 
 class Remaining(_Strict):
     """The optional sub-audience for customers who match no other sub-audience."""
 
-    name: Name = "all remaining"
+    name: Label = "all remaining"
     treatment_groups: Groups
 
     _groups = field_validator("treatment_groups")(_check_groups)
-    _name = field_validator("name")(_no_leading_underscore)
 
 
 class Assignment(_Strict):
@@ -270,14 +323,14 @@ class Campaign(_Strict):
     name: Name
     description: str = ""
     owner: str = "campaign-sync"
-    tags: list[str] = Field(default_factory=list)
+    tags: list[Tag] = Field(default_factory=list, max_length=50)
     schedule: Schedule | None = None
     retries: Retries = Retries()
     source: Source
     assignment: Assignment = Assignment()
     sub_audiences: list[SubAudience] = Field(min_length=1, max_length=MAX_SUB_AUDIENCES)
     remaining: Remaining | None = None
-    destinations: dict[Name, Destination] = Field(default_factory=dict)
+    destinations: dict[Label, Destination] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
