@@ -374,15 +374,24 @@ def text(value: object) -> str | None:
 SHA256_SHAPE = re.compile(r"[0-9a-fA-F]{64}")
 
 
-def hashed(raw: object, normalized: str | None) -> str | None:
-    """SHA-256 (lowercase hex) of the normalized value; a raw value that already is a SHA-256
-    hex digest is sent lowercased, never hashed twice (TikTok and Meta accept pre-hashed ids)."""
+def hashed(raw: object, normalized: str | None, *, derived: bool = False) -> str | None:
+    """SHA-256 (lowercase hex) of the normalized value.
+
+    A raw value that already is a SHA-256 hex digest is sent lowercased, never hashed twice
+    (TikTok and Meta accept pre-hashed ids). A ``derived`` value (Meta FI, DOBY, DOBM, DOBD)
+    is None then: a digest of the whole source value cannot give a part of it.
+    """
     r = trimmed(raw)
     if r is not None and SHA256_SHAPE.fullmatch(r):
-        return r.lower()
+        return None if derived else r.lower()
     if normalized is None:
         return None
     return hashlib.sha256(normalized.encode("utf-8")).hexdigest()
+
+
+# Meta keys computed from a part of a source value: the first name's initial, the birth date's
+# year, month and day.
+DERIVED = frozenset({"first_initial", "birth_year", "birth_month", "birth_day"})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -514,6 +514,15 @@ def test_sha256_passes_already_hashed_values_through(con, kind, raw):
     assert got != _sha(TEST_EMAIL_SHA)  # never hashed twice
 
 
+@pytest.mark.parametrize("kind", sorted(nz.DERIVED_KINDS))
+def test_sha256_derived_kinds_never_pass_a_digest_through(con, kind):
+    # The initial of a hashed first name, or the year of a hashed birth date, cannot be known:
+    # the source's digest is not the attribute's digest.
+    expr = nz.sha256("x", nz.normalize(kind, "x"), kind=kind)
+    got = con.execute(f"SELECT {expr} FROM (SELECT ?::VARCHAR AS x)", [TEST_EMAIL_SHA]).fetchone()
+    assert got[0] is None
+
+
 @pytest.mark.parametrize("raw", ["a" * 63, "g" * 64, "a" * 65])
 def test_sha256_near_hash_values_are_not_passed_through(con, raw):
     # Not 64 hex characters: normalized as text and hashed.

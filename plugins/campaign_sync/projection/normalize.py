@@ -38,6 +38,8 @@ PHONE_DIGITS_PATTERN = "[2-9][0-9]{7,14}|1[2-9][0-9]{2}[2-9][0-9]{6}"
 ISO_DATE_PATTERN = "([0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2})([T ][0-9]{1,2}:[0-9]{2}.*)?"
 BASIC_DATE_PATTERN = "^([0-9]{4})([0-9]{2})([0-9]{2})$"
 FIRST_BIRTH_YEAR = 1900
+# Kinds computed from a part of the source value.
+DERIVED_KINDS = frozenset({"first_initial", "birth_year", "birth_month", "birth_day"})
 
 # Full names of the US states, DC and the inhabited territories -> ANSI (USPS) codes.
 US_STATES = {
@@ -115,8 +117,11 @@ def _roman_letters(s: str) -> str:
     """
     # strip_accents stops at a NUL character.
     r = f"lower(strip_accents(replace({s}, chr(0), '')))"
+    one = {k: v for k, v in ROMAN_SPELLING.items() if len(v) == 1}
+    r = f"translate({r}, {_lit(''.join(one))}, {_lit(''.join(one.values()))})"
     for letter, spelled in ROMAN_SPELLING.items():
-        r = f"replace({r}, {_lit(letter)}, {_lit(spelled)})"
+        if len(spelled) > 1:
+            r = f"replace({r}, {_lit(letter)}, {_lit(spelled)})"
     return f"regexp_replace({r}, '[^a-z]', '', 'g')"
 
 
@@ -289,11 +294,16 @@ def mobile_ad_id(x: str) -> str:
     return f"NULLIF({_matching(f'lower({text(x)})', MOBILE_AD_ID_PATTERN)}, {_lit(ZERO_AD_ID)})"
 
 
-def sha256(raw: str, normalized: str) -> str:
-    """SHA-256 hex of ``normalized``; an already-hashed raw value passes through lowercased."""
+def sha256(raw: str, normalized: str, *, kind: str | None = None) -> str:
+    """SHA-256 hex of ``normalized``; an already-hashed raw value passes through lowercased.
+
+    For a ``kind`` in ``DERIVED_KINDS`` it is NULL instead: a digest of the whole source value
+    cannot give a part of it (the initial of a hashed first name, the year of a hashed date).
+    """
     r = text(raw)
+    digest = "NULL" if kind in DERIVED_KINDS else f"lower({r})"
     return (
-        f"CASE WHEN regexp_full_match({r}, {_lit(SHA256_PATTERN)}) THEN lower({r})"
+        f"CASE WHEN regexp_full_match({r}, {_lit(SHA256_PATTERN)}) THEN {digest}"
         f" ELSE sha256({normalized}) END"
     )
 
