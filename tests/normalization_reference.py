@@ -13,8 +13,8 @@ Sources (quoted below as [meta], [tiktok-ids], [tiktok-howto], [criteo], [klaviy
   https://ads.tiktok.com/help/article/list-of-supported-ids-and-formats-for-a-customer-file
 - [tiktok-howto] TikTok Ads help, "How to create a Custom Audience with a customer file"
   (Sept 2025): https://ads.tiktok.com/help/article/how-to-create-a-custom-audience-with-a-customer-file
-- [criteo] Criteo Marketing Solutions audience contact lists: emails "normalised before hashing:
-  UTF-8, trim whitespace, lowercase" (see /work/shared/reference/destinations.md section 2.3).
+- [criteo] Criteo Marketing Solutions API, contact-list audience segments: emails are sent
+  plain or SHA-256 hashed, normalized first (UTF-8, whitespace trimmed, lowercase).
 - [klaviyo] Klaviyo profile API: ``phone_number`` "Individual's phone number in E.164 format".
 - [attentive] Attentive subscribers API: phone "must be E.164 (+19148440001)".
 
@@ -36,6 +36,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
+import pycountry
 from campaign_sync.projection.normalize import COUNTRIES, US_STATES
 
 ZERO_WIDTH = "\u200b\ufeff"
@@ -273,8 +274,6 @@ def meta_country(value: object) -> str | None:
     Common English and native names are mapped to their code; a value that is not an assigned
     ISO 3166-1 alpha-2 code is None.
     """
-    import pycountry
-
     s = trimmed(value)
     if s is None:
         return None
