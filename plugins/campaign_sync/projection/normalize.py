@@ -24,8 +24,10 @@ WHITESPACE = (
     "\t\n\v\f\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
     "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\u200b\ufeff"
 )
+_SPACE_CHARS = "".join(f"\\x{{{ord(c):x}}}" for c in WHITESPACE)
+_TRIM_PATTERN = f"^[{_SPACE_CHARS}]+|[{_SPACE_CHARS}]+$"
 # One character of an email address: no '@', no white space, no control character.
-_EMAIL_CHAR = "[^@" + "".join(f"\\x{{{ord(c):x}}}" for c in WHITESPACE) + "\\p{Cc}]"
+_EMAIL_CHAR = f"[^@{_SPACE_CHARS}\\p{{Cc}}]"
 EMAIL_PATTERN = f"{_EMAIL_CHAR}+@{_EMAIL_CHAR}+\\.{_EMAIL_CHAR.replace('@', '@.')}+"
 SHA256_PATTERN = "[0-9A-Fa-f]{64}"
 MOBILE_AD_ID_PATTERN = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -127,7 +129,8 @@ def _roman_letters(s: str) -> str:
 
 def text(x: str) -> str:
     """Text trimmed of white space (any Unicode space, tab, line break); NULL when empty."""
-    return f"NULLIF(trim(CAST({x} AS VARCHAR), {_lit(WHITESPACE)}), '')"
+    # A regular expression: DuckDB's trim() with a set of characters costs several times more.
+    return f"NULLIF(regexp_replace(CAST({x} AS VARCHAR), {_lit(_TRIM_PATTERN)}, '', 'g'), '')"
 
 
 def present(x: str) -> str:
