@@ -177,6 +177,15 @@ def _phone_digits(x: str, country_code: str) -> str:
     return _matching(n, PHONE_DIGITS_PATTERN)
 
 
+# Phone formats chosen:
+# - TikTok PHONE: E.164 with '+' ("+14155550134") before SHA-256. TikTok's pages disagree: "How
+#   to create a Custom Audience with a customer file" (Sept 2025) recommends "E164 format:
+#   "+"[country code][phone number]" and lists "Without "+"" as "Also Supported"; "List of
+#   supported IDs and formats for a customer file" (Aug 2025) says "Remove symbols, including
+#   "+" sign". We follow the newer page's recommendation; TikTok accepts both.
+# - Meta PHONE: digits with the country code, no '+' ("14155550134"). Meta's table: "Remove
+#   symbols, letters, and any leading zeroes. You should prefix the country code if the COUNTRY
+#   field is not specified."; its hashing example is hash("sha256", "15559876543").
 def phone_e164(x: str, country_code: str) -> str:
     """E.164: '+', country code, number (TikTok PHONE, Klaviyo, Attentive); NULL if impossible.
 
