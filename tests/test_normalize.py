@@ -49,6 +49,8 @@ def _sha(text: str) -> str:
         ("missing@tld", None),
         ("two@@example.com", None),
         ("a b@example.com", None),
+        ("a\u00a0b@example.com", None),
+        ("a\x07b@example.com", None),
         ("trailing@example.com.", None),
         ("@example.com", None),
         ("", None),
@@ -72,6 +74,10 @@ def test_email(con, raw, expected):
         (None, None),
         # Dropping the tag must not leave an address without a local part.
         ("+promo@example.com", None),
+        # TikTok: "ID should start with numbers or letters".
+        (".bob@example.com", None),
+        ("_bob+x@example.com", None),
+        ("7bob@example.com", "7bob@example.com"),
     ],
 )
 def test_email_no_tag(con, raw, expected):
@@ -97,6 +103,8 @@ def test_email_no_tag(con, raw, expected):
         ("001 415 555 0134", "+14155550134"),
         ("+44 20 7946 0958", "+442079460958"),
         ("0044 20 7946 0958", "+442079460958"),
+        ("+44 (0)20 7946 0958", "+442079460958"),  # "(0)" is the trunk prefix
+        ("0044 (0)20 7946 0958", "+442079460958"),
         ("+49 30 901820", "+4930901820"),
         # junk
         ("555-01", None),
@@ -176,17 +184,47 @@ def test_phone_digits(con, raw, cc, expected):
         ("Alice", "alice"),
         ("  Mary Ann ", "maryann"),
         ("O'Brien", "obrien"),
+        ("O\u2019Brien", "obrien"),  # typographic apostrophe is punctuation too
         ("Smith-Jones", "smithjones"),
         ("St. John", "stjohn"),
+        ("Smith 3rd", "smithrd"),  # "a-z only": no digits
         ("Zoë", "zoë"),
+        ("Zoe\u0308", "zoë"),  # decomposed accent: same NFC text, same hash
         ("MÜLLER", "müller"),
+        ("Mary\u00a0Ann", "maryann"),
+        ("Иван", "иван"),
         ("...", None),
         ("", None),
         (None, None),
     ],
 )
-def test_meta_name_and_city(con, raw, expected):
+def test_meta_name(con, raw, expected):
+    # Meta FN/LN: "Use a-z only. Lowercase only, no punctuation. Special characters in UTF-8
+    # format." Only FN and LN keep accents and non-Roman letters.
     assert _eval(con, "meta_name", raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("San Francisco", "sanfrancisco"),
+        (" St. Louis ", "stlouis"),
+        ("Zürich", "zurich"),
+        ("São Paulo", "saopaulo"),
+        ("Ciudad de México", "ciudaddemexico"),
+        ("Großbeeren", "grossbeeren"),
+        ("Tromsø", "tromso"),
+        ("Łódź", "lodz"),
+        ("Winston-Salem 2", "winstonsalem"),
+        ("東京", None),
+        ("...", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_meta_city(con, raw, expected):
+    # Meta CT: "Use a-z only. Lowercase only, with no punctuation, no special characters, and no
+    # white space": accents are stripped (the "Roman alphabet translation"), not kept.
     assert _eval(con, "meta_city", raw) == expected
 
 
@@ -216,13 +254,29 @@ def test_first_initial(con, raw, expected):
         ("District of Columbia", "dc"),
         ("West Virginia", "wv"),
         ("Puerto Rico", "pr"),
-        ("Calif", None),
-        ("C", None),
+        ("new-york", "ny"),
+        ("N.Y.", "ny"),
+        ("North  Carolina", "nc"),
+        # Outside the US (or not a US state name): lowercase, no punctuation, no special
+        # characters, no white space; not dropped.
+        ("Calif", "calif"),
+        ("C", "c"),
+        ("ON", "on"),
+        ("Île-de-France", "iledefrance"),
+        ("Québec", "quebec"),
+        ("N.S.W.", "nsw"),
+        ("Baden-Württemberg", "badenwurttemberg"),
+        ("Nordrhein-Westfalen", "nordrheinwestfalen"),
+        ("Dublin 4", "dublin"),
+        ("東京都", None),
+        ("!!", None),
         ("", None),
         (None, None),
     ],
 )
 def test_us_state(con, raw, expected):
+    # Meta ST: "Use the 2-character ANSI abbreviation code, lowercase. Normalize states outside
+    # the US in lowercase, with no punctuation, no special characters, and no white space."
     assert _eval(con, "us_state", raw) == expected
 
 
@@ -235,7 +289,12 @@ def test_us_state(con, raw, expected):
         ("941051234", "94105"),
         ("SW1A 1AA", "sw1a1aa"),
         ("  ec1a 1bb ", "ec1a1bb"),
+        ("M1 1AE", "m11ae"),  # Meta's own UK example
         ("10115", "10115"),
+        ("94105.", "94105"),
+        ("01310-100", "01310100"),  # Brazil: no dash, and not a US ZIP+4
+        ("K1A 0B1", "k1a0b1"),
+        ("--", None),
         ("", None),
         ("   ", None),
         (None, None),
@@ -258,6 +317,12 @@ def test_postal(con, raw, expected):
         (" Germany ", "de"),
         ("Deutschland", "de"),
         ("GB", "gb"),
+        ("U.K.", "gb"),
+        ("México", "mx"),
+        ("España", "es"),
+        ("ie", "ie"),
+        ("ZZ", None),  # two letters, but not an ISO 3166-1 code
+        ("XK", None),
         ("Narnia", None),
         ("U", None),
         ("", None),
@@ -292,8 +357,21 @@ def test_gender(con, raw, expected):
         ("1985-03-07", ("1985", "03", "07")),
         (" 2001-12-31 ", ("2001", "12", "31")),
         ("1999-1-2", ("1999", "01", "02")),
+        ("1985/03/07", ("1985", "03", "07")),
+        ("19850307", ("1985", "03", "07")),
+        ("1985-03-07 10:11:12", ("1985", "03", "07")),
+        ("1985-03-07T10:11", ("1985", "03", "07")),
         ("not a date", (None, None, None)),
         ("1985-13-01", (None, None, None)),
+        ("1985-02-30", (None, None, None)),
+        # Meta DOBY: "1900 to the current year"; DuckDB's own date words are not dates here.
+        ("1899-12-31", (None, None, None)),
+        ("2999-01-01", (None, None, None)),
+        ("epoch", (None, None, None)),
+        ("infinity", (None, None, None)),
+        ("85-03-07", (None, None, None)),
+        ("1985-03-07 (BC)", (None, None, None)),
+        ("03/07/1985", (None, None, None)),  # month/day order unknown
         ("", (None, None, None)),
         (None, (None, None, None)),
     ],
@@ -308,6 +386,7 @@ def test_birth_parts_from_strings(con, raw, expected):
     [
         (date(1985, 3, 7), ("1985", "03", "07")),
         (date(2000, 11, 30), ("2000", "11", "30")),
+        (date(1850, 1, 1), (None, None, None)),
         (None, (None, None, None)),
     ],
 )
@@ -351,6 +430,10 @@ def test_text(con, raw, expected):
         ("email", "\tJane.Doe@Example.org\r\n", "jane.doe@example.org"),
         ("email", "jane@example.org\r", "jane@example.org"),
         ("phone_e164", "\t(415) 555-0134\r", "+14155550134"),
+        ("email", "\u00a0jane@example.org\u3000", "jane@example.org"),
+        ("email", "\ufeffjane@example.org\u200b", "jane@example.org"),
+        ("phone_e164", "\u2003+44 20 7946 0958", "+442079460958"),
+        ("text", "\x1fhello\x85", "hello"),
     ],
 )
 def test_trimming_covers_tabs_and_line_breaks(con, kind, raw, expected):
@@ -429,6 +512,15 @@ def test_sha256_passes_already_hashed_values_through(con, kind, raw):
     got = _hash(con, kind, raw)
     assert got == TEST_EMAIL_SHA
     assert got != _sha(TEST_EMAIL_SHA)  # never hashed twice
+
+
+@pytest.mark.parametrize("kind", sorted(nz.DERIVED_KINDS))
+def test_sha256_derived_kinds_never_pass_a_digest_through(con, kind):
+    # The initial of a hashed first name, or the year of a hashed birth date, cannot be known:
+    # the source's digest is not the attribute's digest.
+    expr = nz.sha256("x", nz.normalize(kind, "x"), kind=kind)
+    got = con.execute(f"SELECT {expr} FROM (SELECT ?::VARCHAR AS x)", [TEST_EMAIL_SHA]).fetchone()
+    assert got[0] is None
 
 
 @pytest.mark.parametrize("raw", ["a" * 63, "g" * 64, "a" * 65])

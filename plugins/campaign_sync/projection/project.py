@@ -83,7 +83,7 @@ class _Columns:
         norm_sql = normalize.normalize(rule.kind, raw, country_code=self.country_code)
         norm = self._add((source, rule.kind, False), norm_sql)
         value = (
-            self._add((source, rule.kind, True), normalize.sha256(raw, norm))
+            self._add((source, rule.kind, True), normalize.sha256(raw, norm, kind=rule.kind))
             if rule.hashed
             else norm
         )
