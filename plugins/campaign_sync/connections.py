@@ -1,12 +1,15 @@
 """Which Airflow connections a campaign needs, whether they exist, and whether they work.
 
-Connections are looked up the way tasks look them up (``BaseHook.get_connection``: environment
-variables ``AIRFLOW_CONN_*``, secrets backends, the metadata database). Only ids, types and
-outcomes are reported, never a connection's fields.
+Connections are looked up through Airflow (``BaseHook.get_connection``) as its server processes
+do: environment variables ``AIRFLOW_CONN_*``, the configured secrets backends, then the metadata
+database. Only ids, types and outcomes are reported, never a connection's fields.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +17,8 @@ from campaign_sync.destinations import REGISTRY
 from campaign_sync.spec.model import Campaign
 
 _MESSAGE_CHARS = 200
+# How the Task SDK tells server processes (metadata database reachable) from workers.
+_PROCESS_CONTEXT = "_AIRFLOW_PROCESS_CONTEXT"
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,26 @@ def connection_uses(campaign: Campaign) -> tuple[list[ConnectionUse], list[str]]
 
 def check(use: ConnectionUse, *, test: bool = False) -> ConnectionCheck:
     """Look the connection up and, with ``test``, call its hook's ``test_connection()``."""
+    with _server_lookups():
+        return _check(use, test=test)
+
+
+@contextmanager
+def _server_lookups() -> Iterator[None]:
+    """Outside a task the Task SDK reads connections from environment variables and secrets
+    backends only; in a server context (as the API server and scheduler run) it also reads the
+    metadata database, which is where most deployments keep them."""
+    previous = os.environ.get(_PROCESS_CONTEXT)
+    if previous is None:
+        os.environ[_PROCESS_CONTEXT] = "server"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(_PROCESS_CONTEXT, None)
+
+
+def _check(use: ConnectionUse, *, test: bool) -> ConnectionCheck:
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
