@@ -16,6 +16,8 @@ with DAG(
     start_date=datetime(2024, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
+    # Retention of customer data should not wait for someone to unpause it.
+    is_paused_upon_creation=False,
     tags=["campaign-sync", "maintenance"],
     default_args={"retries": 1, "retry_delay": timedelta(minutes=10)},
     doc_md=__doc__,

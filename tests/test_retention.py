@@ -342,6 +342,7 @@ def test_retention_maintenance_dag_loads_and_runs(airflow_db, roots):
     bag = DagBag(dag_folder=str(REPO / "dags" / "campaign_sync_maintenance.py"))
     assert bag.import_errors == {}
     dag = bag.dags["campaign_sync_maintenance"]
+    assert dag.is_paused_upon_creation is False and dag.max_active_runs == 1
     assert "campaign-sync" in dag.tags and [t.task_id for t in dag.tasks] == ["purge_expired_runs"]
     run = dag.test()
     assert run.state == "success"
