@@ -12,6 +12,8 @@ import pytest
 from campaign_sync import cli, connections
 from helpers import write_campaign
 
+pytest_plugins = ["servers"]
+
 SECRET = "TOPSECRET-criteo-client-secret"
 
 
@@ -187,3 +189,32 @@ def test_connections_reports_invalid_and_unknown_campaigns(campaigns_dir, source
     assert "conn_check" in out
     code, _, err = run(capsys, "connections", "no_such_campaign")
     assert code == 1 and "no_such_campaign" in err
+
+
+def test_connections_test_reaches_s3_through_the_provider_hook(
+    campaigns_dir, source_db, capsys, monkeypatch, s3_server
+):
+    """No stub: the aws connection's own hook checks the key against moto's server."""
+    from campaign_sync.hooks.criteo import CriteoHook
+
+    write_campaign(campaigns_dir, "conn_check", campaign_doc())
+    monkeypatch.setattr(CriteoHook, "test_connection", lambda self: (True, "ok"), raising=False)
+
+    def conn(**kwargs: str) -> str:
+        # The AWS hook's test asks STS who the key belongs to: moto answers for STS too.
+        defined = s3_server.connection(**kwargs)
+        defined["extra"]["service_config"] = {"sts": {"endpoint_url": s3_server.endpoint}}
+        return json.dumps(defined)
+
+    monkeypatch.setenv("AIRFLOW_CONN_CS_S3", conn())
+    code, out, _ = run(capsys, "connections", "--test")
+    assert code == 0, out
+    assert "test ok" in line_for(out, "cs_s3")
+    wrong = conn(secret_key="not-the-secret")
+    monkeypatch.setenv("AIRFLOW_CONN_CS_S3", wrong)
+    code, out, _ = run(capsys, "connections", "--test")
+    assert code == 1 and "TEST FAILED" in line_for(out, "cs_s3"), out
+    assert "SignatureDoesNotMatch" in line_for(out, "cs_s3") or "InvalidClientTokenId" in line_for(
+        out, "cs_s3"
+    ), line_for(out, "cs_s3")
+    assert "not-the-secret" not in out and s3_server.secret_key not in out
