@@ -213,8 +213,7 @@ def test_connections_test_reaches_s3_through_the_provider_hook(
     wrong = conn(secret_key="not-the-secret")
     monkeypatch.setenv("AIRFLOW_CONN_CS_S3", wrong)
     code, out, _ = run(capsys, "connections", "--test")
-    assert code == 1 and "TEST FAILED" in line_for(out, "cs_s3"), out
-    assert "SignatureDoesNotMatch" in line_for(out, "cs_s3") or "InvalidClientTokenId" in line_for(
-        out, "cs_s3"
-    ), line_for(out, "cs_s3")
+    refused = line_for(out, "cs_s3")
+    assert code == 1 and "TEST FAILED" in refused
+    assert "SignatureDoesNotMatch" in refused or "InvalidClientTokenId" in refused, refused
     assert "not-the-secret" not in out and s3_server.secret_key not in out
