@@ -154,6 +154,7 @@ def scenario(staging: Path, outputs: Path) -> dict[str, Path]:
 def test_retention_deletes_old_runs_and_keeps_recent_ones(roots):
     staging, outputs = roots
     paths = scenario(staging, outputs)
+    (outputs / "made_by_a_running_task").mkdir()
     report = purge(days=30, now=NOW)
     gone = {"old", "failed_old", "dry_old", "local_failed", "custom_old", "stray_old"}
     for name, path in paths.items():
@@ -167,6 +168,7 @@ def test_retention_deletes_old_runs_and_keeps_recent_ones(roots):
     assert not (staging / DAG / "scheduled__old").exists()
     assert not (outputs / "dry_run" / DAG / "scheduled__old").exists()
     assert not (outputs / "misc" / "stray_old.csv").exists() and outputs.is_dir()
+    assert (outputs / "made_by_a_running_task").is_dir()  # only folders it emptied go
 
 
 def test_retention_keeps_the_last_successful_mirror_delivery_even_when_old(roots):

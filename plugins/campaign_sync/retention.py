@@ -141,8 +141,13 @@ class _Tree:
 
     def delete(self, rels: Iterable[str]) -> None:
         paths = [self.abs(r) for r in rels]
-        if paths:
-            self.fs.rm(paths)
+        if not paths:
+            return
+        if self.remote:
+            self.fs.rm(paths)  # batched deletes; a key already gone is no error
+            return
+        for path in paths:
+            Path(path).unlink(missing_ok=True)
 
     def prune_empty(self, rel: str) -> None:
         """Remove empty folders under ``rel``, and ``rel`` itself if empty (local disk only:
@@ -302,6 +307,7 @@ def _purge_outputs(
     if not root.is_dir():
         return
     top = root.resolve()
+    emptied: set[Path] = set()
     for folder, _dirs, names in os.walk(top):
         parts = Path(folder).relative_to(top).parts
         pairs = set(itertools.pairwise(parts))
@@ -310,7 +316,10 @@ def _purge_outputs(
             key = path.as_posix()
             if pairs & runs.kept_folders or key in runs.kept_locations:
                 continue
-            stat = path.stat()
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue  # removed meanwhile
             if not (
                 pairs & runs.expired_folders
                 or key in runs.expired_locations
@@ -320,11 +329,13 @@ def _purge_outputs(
             report.output_files += 1
             report.output_bytes += stat.st_size
             if not dry_run:
-                path.unlink()
-    if not dry_run:
-        for folder, _dirs, _names in os.walk(top, topdown=False):
-            if Path(folder) != top:
-                try:
-                    os.rmdir(folder)
-                except OSError:
-                    pass  # not empty
+                path.unlink(missing_ok=True)
+                emptied.add(path.parent)
+    # Only folders this purge emptied go: a folder a running task just made stays.
+    for folder in sorted(emptied, key=lambda f: len(f.parts), reverse=True):
+        while folder != top and folder.is_relative_to(top):
+            try:
+                folder.rmdir()
+            except OSError:
+                break  # not empty (or gone)
+            folder = folder.parent
