@@ -147,3 +147,29 @@ def test_rerun_is_stable_and_separate(two_runs):
         )"""
     ).fetchone()[0]
     assert diff == 0
+
+
+def test_retention_dry_run_on_real_runs(two_runs):
+    """Retention reads the layout real runs leave: their manifests date them, and their
+    dry-run payloads and local files are attributed to them (not aged by file time)."""
+    import os
+    from datetime import UTC, datetime, timedelta
+
+    from campaign_sync.retention import purge
+
+    _, root = two_runs
+    outputs = [p for p in (root / "outputs").rglob("*") if p.is_file()]
+    staged = [p for p in (root / "staging").rglob("*") if p.is_file()]
+    assert outputs and staged
+    long_ago = (datetime.now(UTC) - timedelta(days=100)).timestamp()
+    for path in outputs:
+        os.utime(path, (long_ago, long_ago))
+    before = sorted(p.as_posix() for p in root.rglob("*"))
+    kept = purge(days=30, dry_run=True)
+    assert (kept.runs_seen, kept.runs_deleted) == (2, 0)
+    assert (kept.output_files, kept.staging_files) == (0, 0)
+    gone = purge(days=30, now=datetime.now(UTC) + timedelta(days=31), dry_run=True)
+    assert (gone.runs_deleted, gone.output_files) == (2, len(outputs))
+    assert gone.staging_files == len(staged)  # the sample has no platform delivery to keep
+    assert gone.output_bytes == sum(p.stat().st_size for p in outputs)
+    assert sorted(p.as_posix() for p in root.rglob("*")) == before

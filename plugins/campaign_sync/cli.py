@@ -1,4 +1,5 @@
-"""The ``campaign-sync`` command: validate, plan, schema, sample-data, summary."""
+"""The ``campaign-sync`` command: validate, plan, schema, sample-data, summary, connections,
+retention."""
 
 from __future__ import annotations
 
@@ -173,6 +174,62 @@ def _summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _connections(args: argparse.Namespace) -> int:
+    from campaign_sync.connections import check, connection_uses, describe
+
+    campaigns: list[LoadedCampaign] = []
+    problems = 0
+    if args.campaigns:
+        for name in args.campaigns:
+            try:
+                campaigns.append(_find(name))
+            except CampaignError as exc:
+                print(exc.describe(), file=sys.stderr)
+                problems += 1
+    else:
+        result = load_folder(config.campaigns_dir())
+        campaigns = result.campaigns
+        for error in result.errors:
+            print(f"{error.describe()}\n  (connections unknown: fix the file)", file=sys.stderr)
+            problems += 1
+    missing = failed = 0
+    for loaded in campaigns:
+        uses, dry_runs = connection_uses(loaded.campaign)
+        print(f"{loaded.campaign.name} (DAG {loaded.dag_id}, {loaded.path})")
+        for use in uses:
+            result = check(use, test=args.test)
+            missing += not result.found
+            failed += result.tested is False
+            print(describe(result))
+        if dry_runs:
+            print(f"  dry run, no connection needed: {', '.join(dry_runs)}")
+    print(
+        f"campaigns: {len(campaigns)}, connections missing: {missing}"
+        + (f", failed their test: {failed}" if args.test else "")
+    )
+    return 1 if missing or failed or problems else 0
+
+
+def _retention(args: argparse.Namespace) -> int:
+    from campaign_sync.retention import purge
+
+    try:
+        days = args.days if args.days is not None else config.retention_days()
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    report = purge(days=days, dry_run=args.dry_run)
+    print("\n".join(report.lines()))
+    return 0
+
+
+def _days(value: str) -> int:
+    try:
+        return config.check_retention_days(value, "--days")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command's argument parser."""
     parser = argparse.ArgumentParser(prog="campaign-sync", description=__doc__)
@@ -198,6 +255,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("manifest", nargs="?", help="manifest.json of a run")
     p.add_argument("--latest", metavar="CAMPAIGN", help="the newest local run of a campaign")
     p.set_defaults(func=_summary)
+    p = sub.add_parser(
+        "connections",
+        help="list the Airflow connections campaigns need; exit 1 if any is missing",
+    )
+    p.add_argument("campaigns", nargs="*", metavar="CAMPAIGN", help="default: every campaign")
+    p.add_argument("--test", action="store_true", help="also call each hook's test_connection()")
+    p.set_defaults(func=_connections)
+    p = sub.add_parser(
+        "retention",
+        help="delete run files older than the retention window (what mirror needs is kept)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="count what would go; delete nothing")
+    p.add_argument(
+        "--days",
+        type=_days,
+        help=f"retention window (default ${config.RETENTION_DAYS_ENV}, else"
+        f" {config.DEFAULT_RETENTION_DAYS})",
+    )
+    p.set_defaults(func=_retention)
     return parser
 
 

@@ -10,6 +10,8 @@ STAGING_ROOT_ENV = "CAMPAIGN_SYNC_STAGING_ROOT"
 OUTPUT_ROOT_ENV = "CAMPAIGN_SYNC_OUTPUT_ROOT"
 DUCKDB_MEMORY_ENV = "CAMPAIGN_SYNC_DUCKDB_MEMORY_LIMIT"
 BATCH_ROWS_ENV = "CAMPAIGN_SYNC_BATCH_ROWS"
+RETENTION_DAYS_ENV = "CAMPAIGN_SYNC_RETENTION_DAYS"
+DEFAULT_RETENTION_DAYS = 30
 
 # include/campaigns sits beside dags/ and plugins/ in this repository and in the Docker image.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -42,3 +44,23 @@ def duckdb_memory_limit() -> str:
 def batch_rows() -> int:
     """Rows per streamed batch when reading a source or writing an export."""
     return int(os.environ.get(BATCH_ROWS_ENV, "100000"))
+
+
+def retention_days() -> int:
+    """Days a run's staged files and local outputs are kept (they hold raw PII)."""
+    raw = os.environ.get(RETENTION_DAYS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_RETENTION_DAYS
+    return check_retention_days(raw, RETENTION_DAYS_ENV)
+
+
+def check_retention_days(raw: str, source: str) -> int:
+    """``raw`` as a whole number of days (at least 1), else ValueError naming ``source``."""
+    try:
+        days = int(raw)
+    except ValueError:
+        raise ValueError(f"{source}={raw!r}: not a whole number of days") from None
+    if days < 1:
+        # 0 would delete runs still being written (their files are minutes old).
+        raise ValueError(f"{source}={raw!r}: must be at least 1 day")
+    return days
