@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import DAG
 from campaign_sync.operators.retention import PurgeExpiredRunsOperator
+from campaign_sync.spec.ids import MAINTENANCE_DAG_ID
 
 with DAG(
-    dag_id="campaign_sync_maintenance",
+    dag_id=MAINTENANCE_DAG_ID,
     description="Delete campaign-sync run files older than the retention window",
     schedule="@daily",
     start_date=datetime(2024, 1, 1, tzinfo=UTC),

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from campaign_sync.spec.ids import MAINTENANCE_DAG_ID
 from campaign_sync.spec.loader import CampaignError, load_file, load_folder
 from helpers import REPO, sample_doc, write_campaign
 
@@ -144,7 +145,7 @@ def test_bad_file_beside_the_sample_is_an_invalid_campaign_in_a_real_dagbag(
     bag = _dagbag()
 
     _assert_sample_loads_beside(bag)
-    assert set(bag.dag_ids) == {"lifecycle_winback", "broken_one"}
+    assert set(bag.dag_ids) == {"lifecycle_winback", "broken_one", MAINTENANCE_DAG_ID}
     invalid = bag.dags["broken_one"]
     assert "invalid-campaign" in invalid.tags
     prefix = f"{bad}: campaign 'broken one': " + (f"{field}: " if field else "")
@@ -163,7 +164,12 @@ def test_colliding_files_beside_the_sample_are_both_invalid_in_a_real_dagbag(
     bag = _dagbag()
 
     _assert_sample_loads_beside(bag)
-    assert set(bag.dag_ids) == {"lifecycle_winback", "spring_sale", "invalid_campaign__spring2"}
+    assert set(bag.dag_ids) == {
+        "lifecycle_winback",
+        "spring_sale",
+        "invalid_campaign__spring2",
+        MAINTENANCE_DAG_ID,
+    }
     for dag_id, other in (("spring_sale", second), ("invalid_campaign__spring2", first)):
         dag = bag.dags[dag_id]
         assert "invalid-campaign" in dag.tags
@@ -250,6 +256,13 @@ def test_loading_time_is_linear_in_line_length(tmp_path: Path) -> None:
     with pytest.raises(CampaignError):
         load_file(path)
     assert time.perf_counter() - start < 5
+
+
+def test_a_campaign_cannot_take_the_maintenance_dag_id(tmp_path: Path) -> None:
+    path = write_campaign(tmp_path, "m", _with(lambda d: None, "Campaign Sync Maintenance"))
+    with pytest.raises(CampaignError) as caught:
+        load_file(path)
+    assert caught.value.problems[0].field == "name"
 
 
 def test_oversized_file_is_refused_without_parsing(tmp_path: Path) -> None:

@@ -10,8 +10,10 @@ from pydantic import ValidationError
 from campaign_sync.destinations import REGISTRY
 from campaign_sync.spec.echo import ECHO_LIMIT, clip, short
 from campaign_sync.spec.ids import (
+    MAINTENANCE_DAG_ID,
     MAX_GROUP_ID,
     MAX_TASK_ID,
+    dag_id_for,
     group_id_for,
     slug,
     task_id_for_destination,
@@ -62,6 +64,8 @@ def problems_from_validation(exc: ValidationError) -> list[Problem]:
 def check_campaign(campaign: Campaign) -> list[Problem]:
     """Every cross-section problem in ``campaign`` (empty when it is valid)."""
     problems: list[Problem] = []
+    if dag_id_for(campaign.name) == MAINTENANCE_DAG_ID:
+        problems.append(Problem("name", f"{MAINTENANCE_DAG_ID!r} is campaign-sync's own DAG id"))
     problems += _check_sub_audiences(campaign)
     problems += _check_destination_refs(campaign)
     if not problems:

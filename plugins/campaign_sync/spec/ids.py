@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+MAINTENANCE_DAG_ID = "campaign_sync_maintenance"  # dags/campaign_sync_maintenance.py
 MAX_GROUP_ID = 200  # Airflow's limits (airflow.sdk.definitions._internal.node)
 MAX_TASK_ID = 250
 _DAG_ID_UNSAFE = re.compile(r"[^a-z0-9_.-]+")
