@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from campaign_sync.destinations import REGISTRY
-from campaign_sync.spec.ids import group_id_for, slug, task_id_for_destination
+from campaign_sync.layout import RunLayout
+from campaign_sync.spec.ids import group_id_for, slug
 from campaign_sync.spec.model import Campaign, Destination
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -107,7 +108,7 @@ def _check_destination_refs(campaign: Campaign) -> list[Problem]:
                     problems.append(
                         Problem(field, f"unknown destination {dest!r} (declared: {known})")
                     )
-                tid = task_id_for_destination(dest)
+                tid = RunLayout.export_task(dest)
                 if tid in task_ids:
                     problems.append(Problem(field, f"{dest!r} clashes with {task_ids[tid]!r}"))
                 task_ids[tid] = dest
@@ -135,15 +136,6 @@ def _check_destination(name: str, dest: Destination) -> list[Problem]:
             Problem(f"{base}.options.{p.field}" if p.field else f"{base}.options", p.message)
             for p in problems_from_validation(exc)
         ]
-    if not dest.dry_run:
-        if dtype.exporter is None:
-            problems.append(
-                Problem(
-                    f"{base}.dry_run",
-                    f"live delivery to {dtype.label} is not available in this version; "
-                    "set dry_run: true to write the payload to the output folder",
-                )
-            )
-        elif dest.conn_id is None and dtype.name != "local":
-            problems.append(Problem(f"{base}.conn_id", f"{dtype.label} needs an Airflow conn_id"))
+    if not dest.dry_run and dest.conn_id is None and dtype.name != "local":
+        problems.append(Problem(f"{base}.conn_id", f"{dtype.label} needs an Airflow conn_id"))
     return problems
