@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from campaign_sync.destinations.templating import unique_segment
+from campaign_sync.layout import RunLayout
 from helpers import sample_doc, write_campaign
 
 GROUP = "active__treatment"
@@ -196,7 +197,7 @@ def exporter(
 ) -> Any:
     """An export operator for one group, outside any DAG (``deliver`` is called directly)."""
     return cls(
-        task_id=f"export_{destination}",
+        task_id=RunLayout.export_task(destination),
         plan=plan,
         group_id=group_id,
         destination=destination,

@@ -557,23 +557,6 @@ def test_campaign_live_delivery_needs_a_connection(
     ]
 
 
-def test_live_delivery_to_a_type_without_exporter_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import dataclasses
-
-    monkeypatch.setitem(REGISTRY, "criteo", dataclasses.replace(REGISTRY["criteo"], exporter=None))
-    doc = campaign_with("criteo", {"email": "email"}, dry_run=False, conn_id="the_conn")
-
-    assert problems_of(tmp_path, doc) == [
-        Problem(
-            "destinations.dest.dry_run",
-            "live delivery to Criteo is not available in this version; "
-            "set dry_run: true to write the payload to the output folder",
-        )
-    ]
-
-
 @pytest.mark.parametrize("dtype", ["klaviyo", "attentive", "tiktok_ads"])
 def test_replace_only_where_the_platform_offers_it(tmp_path: Path, dtype: str) -> None:
     attributes = (

@@ -15,10 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 from campaign_sync.audience.build import build_audience
 from campaign_sync.hooks.duckdb import DuckDBHook
+from campaign_sync.layout import RunLayout
 from campaign_sync.plan import CampaignPlan, build_plan
 from campaign_sync.projection.project import (
-    RECIPIENTS_FILE,
-    REJECTED_FILE,
     GroupOutput,
     project_group,
 )
@@ -27,8 +26,11 @@ from campaign_sync.spec.model import Campaign
 from campaign_sync.staging import Staging
 
 MEMORY = "256MB"
-RUN_REL = "proj_dag/run_1"
 RUN_ID = "manual__2026-01-01"
+LAYOUT = RunLayout("proj_dag", RUN_ID)
+RUN_REL = LAYOUT.folder
+RECIPIENTS_FILE = RunLayout.RECIPIENTS_FILE
+REJECTED_FILE = RunLayout.REJECTED_FILE
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 IDFA_OK = "6D92078A-8246-4BA4-AE5B-76104861E7DC"
@@ -189,10 +191,10 @@ class Projected:
         self.plan = plan
         staging = Staging(str(root))
         self.summary = build_audience(
-            plan, hook, staging, RUN_REL, batch_rows=4, memory_limit=MEMORY
+            plan, hook, staging, LAYOUT, batch_rows=4, memory_limit=MEMORY
         )
         self.outputs: dict[str, GroupOutput] = {
-            g.group_id: project_group(plan, g, staging, RUN_REL, run_id=RUN_ID, memory_limit=MEMORY)
+            g.group_id: project_group(plan, g, staging, LAYOUT, memory_limit=MEMORY)
             for g in plan.groups
         }
 
@@ -448,9 +450,7 @@ def test_projecting_again_replaces_the_group_folder(projected):
     (folder / "destinations" / "stale.parquet").write_bytes(b"old")
     plan = projected.plan
     group = plan.group("main__treatment")
-    again = project_group(
-        plan, group, Staging(str(projected.root)), RUN_REL, run_id=RUN_ID, memory_limit=MEMORY
-    )
+    again = project_group(plan, group, Staging(str(projected.root)), LAYOUT, memory_limit=MEMORY)
     assert again == projected.outputs["main__treatment"]
     assert not (folder / "destinations" / "stale.parquet").exists()
     assert sorted(p.name for p in (projected.root / RUN_REL / "groups").iterdir()) == [
