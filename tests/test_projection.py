@@ -501,3 +501,35 @@ def test_empty_group_projects_to_empty_files(tmp_path, monkeypatch):
         assert (out.destinations[dest].rows, out.destinations[dest].rejected) == (0, 0)
         assert p.dest_rows(dest) == {}
     assert pq.read_table(p.folder("main__treatment") / RECIPIENTS_FILE).num_rows == 0
+
+
+def test_destination_named_to_escape_stays_in_its_group_folder(tmp_path, monkeypatch):
+    """A destination name with ``../`` never reaches a path: projection writes the destination's
+    rows inside its group's folder, under the slug of the name. (The name is put in after
+    loading, since loading may refuse it.)"""
+    import dataclasses
+
+    hook = _hook(monkeypatch, _make_db(tmp_path / "proj.duckdb", ROWS))
+    doc = _doc()
+    doc["sub_audiences"][1]["treatment_groups"][0]["destinations"] = ["files"]
+    plan = _plan(doc)
+    hostile = "../../../escaped"
+    plan.campaign.destinations[hostile] = plan.campaign.destinations.pop("files")
+    plan = dataclasses.replace(
+        plan,
+        groups=tuple(
+            dataclasses.replace(g, destinations=(hostile,) if g.destinations else ())
+            for g in plan.groups
+        ),
+    )
+    root = tmp_path / "a" / "b" / "staging"
+    staging = Staging(str(root))
+    build_audience(plan, hook, staging, LAYOUT, batch_rows=4, memory_limit=MEMORY)
+
+    out = project_group(plan, plan.group("main__treatment"), staging, LAYOUT, memory_limit=MEMORY)
+
+    expected = f"{RUN_REL}/groups/main__treatment/destinations/escaped.parquet"
+    assert out.destinations[hostile].path == expected
+    assert pq.read_table(root / expected).num_rows == out.destinations[hostile].rows > 0
+    written = {p for p in tmp_path.rglob("*") if p.is_file() and p.name != "proj.duckdb"}
+    assert written and all(p.is_relative_to(root / RUN_REL) for p in written), written
