@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 import tempfile
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from typing import Any, ClassVar
 from campaign_sync import config
 from campaign_sync.destinations import REGISTRY
 from campaign_sync.destinations.templating import render_name
+from campaign_sync.digests import file_sha256, sha256_int
 from campaign_sync.layout import RunLayout
 from campaign_sync.operators.export import ExportOperator
 from campaign_sync.staging import Staging
@@ -49,7 +49,7 @@ class AudienceExportOperator(ExportOperator):
 
     def deliver(self, source: Path, context: Any) -> dict[str, Any]:
         """Sync the audience; return rows now in it and what was sent."""
-        from campaign_sync.platforms.batches import fingerprint, iter_batches
+        from campaign_sync.platforms.batches import iter_batches
         from campaign_sync.platforms.checkpoint import Checkpoint
         from campaign_sync.platforms.sync import DeliveryLog, plan_sync
 
@@ -63,7 +63,7 @@ class AudienceExportOperator(ExportOperator):
         checkpoint = Checkpoint(
             staging,
             layout.checkpoint(self.group_id, self.destination),
-            inputs=f"{mode}:{fingerprint(source)}",
+            inputs=f"{mode}:{file_sha256(source)}",
         )
         name = render_name(options.audience_name, self.template_values(context, ""))
         audience_id = checkpoint.get("audience_id")
@@ -159,5 +159,4 @@ class AudienceExportOperator(ExportOperator):
     def _session_id(self, run_rel: str, inputs: str) -> int:
         # Stable per run, group, destination and rows: a resumed replace continues the same
         # session, a re-projected run (other rows) starts a new one.
-        key = f"{run_rel}/{self.group_id}/{self.destination}/{inputs}".encode()
-        return int(hashlib.sha256(key).hexdigest()[:15], 16)
+        return sha256_int(f"{run_rel}/{self.group_id}/{self.destination}/{inputs}")
