@@ -104,6 +104,7 @@ def _permanent_errors() -> list[BaseException]:
         BadHostKeyException("host", _FakeKey(), _FakeKey()),
         PermissionError(errno.EACCES, "Permission denied"),
         FileNotFoundError(errno.ENOENT, "No such file"),
+        ValueError("Connection string missing required connection details."),
     ]
 
 
@@ -133,6 +134,7 @@ def _transient_errors() -> list[BaseException]:
         ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"),
         TimeoutError("read timed out"),
         OSError(errno.ENOSPC, "No space left on device"),
+        json.JSONDecodeError("Expecting value", "<html>502", 0),
     ]
 
 

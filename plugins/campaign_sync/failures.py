@@ -12,6 +12,7 @@ from their checkpoints.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, TypeVar
 
@@ -52,7 +53,7 @@ def checked_options(model: type[M], options: dict[str, Any], where: str) -> M:
         return model.model_validate(options)
     except ValidationError as exc:
         problems = "; ".join(
-            f"options.{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+            f"options.{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg'][:200]}"
             for e in exc.errors()
         )
         raise PermanentError(f"{where}: {problems}; fix the campaign file") from exc
@@ -98,8 +99,11 @@ def _sftp(exc: BaseException) -> bool:
 def storage_error_is_permanent(exc: BaseException) -> bool:
     """Whether an error from a storage provider (S3, GCS, Azure Blob, SFTP) or its Airflow hook
     means the delivery cannot succeed as configured."""
-    # A ValueError (a malformed account key, say) comes out the same on every try.
-    if isinstance(exc, AirflowFailException | PermissionError | FileNotFoundError | ValueError):
+    if isinstance(exc, AirflowFailException | PermissionError | FileNotFoundError):
+        return True
+    # A ValueError (a malformed account key, say) comes out the same on every try; a garbled
+    # server answer does not.
+    if isinstance(exc, ValueError) and not isinstance(exc, json.JSONDecodeError):
         return True
     # The provider hooks raise a bare AirflowException about their connection only
     # ("Invalid key JSON.", a missing key file, an unusable connection string).
