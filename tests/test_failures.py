@@ -173,7 +173,7 @@ def test_duplicate_ids_are_permanent_build_audience_fails_on_try_1(
     assert tis[RunLayout.WRITE_MANIFEST].state == "upstream_failed"
 
 
-def test_duplicate_ids_permanent_through_the_operator(tmp_path, staging_root, monkeypatch):
+def test_duplicate_ids_permanent_through_the_operator(tmp_path, opened, monkeypatch):
     _duplicate_ids_db(tmp_path / "dupes.duckdb", monkeypatch, "dupes_db")
     plan = _plan(tmp_path, _campaign_doc("dupes", "dupes_db"))
     op = BuildAudienceOperator(task_id=RunLayout.BUILD_AUDIENCE, plan=plan)
@@ -184,7 +184,9 @@ def test_duplicate_ids_permanent_through_the_operator(tmp_path, staging_root, mo
     message = str(info.value)
     assert "campaign 'dupes'" in message and "'cust'" in message
     assert "1 duplicate id(s); deduplicate in the source query" in message
-    assert not (staging_root / RunLayout("dupes", RUN_ID).audience).exists()
+    assert list(opened["root"].rglob("*")) == []  # nothing staged
+    assert opened["connections"] and all(_closed(c) for c in opened["connections"])
+    assert list(opened["temp"].iterdir()) == []
 
 
 def test_source_that_is_not_a_database_is_permanent(tmp_path, staging_root, monkeypatch):

@@ -7,6 +7,7 @@ each group's projection reads only its own rows.
 from __future__ import annotations
 
 import tempfile
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -70,11 +71,13 @@ def build_audience(
     ``layout.audience``."""
     campaign = plan.campaign
     n_subs = len(campaign.sub_audiences)
-    with tempfile.TemporaryDirectory(prefix="campaign_sync_audience_") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="campaign_sync_audience_") as tmp,
+        closing(duck.connect(Path(tmp), memory_limit)) as con,
+    ):
         work = Path(tmp)
         raw = work / "raw.parquet"
         source_rows = stream_to_parquet(hook, audience_query(plan), raw, batch_rows)
-        con = duck.connect(work, memory_limit)
         raw_sql = f"read_parquet({duck.literal(str(raw))})"
         matched_none = " AND ".join(f"{flag_column(i)} = 0" for i in range(n_subs))
         with_id, distinct_ids, unmatched = con.execute(
@@ -121,7 +124,6 @@ def build_audience(
                 if duck.has_parquet(out)
                 else []
             )
-        con.close()
     return AudienceSummary(
         audience_path=layout.audience,
         source_rows=source_rows,

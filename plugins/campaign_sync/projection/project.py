@@ -9,6 +9,7 @@ with a reason. A control group writes only its members to the recipients history
 from __future__ import annotations
 
 import tempfile
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,9 +182,9 @@ def project_group(
     with (
         staging.read_dir(layout.audience_partition(index)) as group_dir,
         tempfile.TemporaryDirectory(prefix="campaign_sync_project_") as tmp,
+        closing(duck.connect(Path(tmp), memory_limit)) as con,
         staging.write_dir(out_rel) as out,
     ):
-        con = duck.connect(Path(tmp), memory_limit)
         con.execute(
             f"CREATE VIEW members AS SELECT * FROM read_parquet({duck.parquet_glob(group_dir)})"
         )
@@ -232,7 +233,6 @@ def project_group(
             con.execute(
                 f"COPY ({' UNION ALL '.join(history_parts)}) TO {recipients} (FORMAT parquet)"
             )
-        con.close()
     return GroupOutput(
         group_id=group.group_id,
         sub_audience=group.sub_audience,
