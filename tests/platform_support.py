@@ -11,9 +11,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 from campaign_sync import config
+from campaign_sync.layout import RunLayout
 from campaign_sync.plan import CampaignPlan, build_plan
 from campaign_sync.spec.model import Campaign
-from campaign_sync.staging import run_prefix
 
 DEST = "dest"
 
@@ -63,7 +63,7 @@ def set_connection(monkeypatch: Any, conn_id: str, conn_type: str, **fields: Any
 def stage_projected(plan: CampaignPlan, run_id: str, rows: list[dict[str, Any]]) -> Path:
     """Write rows (with ``__customer_id``) where projection would put them for ``run_id``."""
     group = plan.groups[0]
-    rel = f"{run_prefix(plan.dag_id, run_id)}/groups/{group.group_id}/destinations/{DEST}.parquet"
+    rel = RunLayout(plan.dag_id, run_id).projected(group.group_id, DEST)
     path = Path(config.staging_root()) / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = sorted(rows, key=lambda r: r["__customer_id"])
@@ -78,7 +78,7 @@ def run_export(
     source = stage_projected(plan, run_id, rows)
     dest = plan.campaign.destinations[DEST]
     operator = operator_class(
-        task_id=f"export_{DEST}",
+        task_id=RunLayout.export_task(DEST),
         plan=plan,
         group_id=plan.groups[0].group_id,
         destination=DEST,

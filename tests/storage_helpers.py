@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from campaign_sync.destinations.templating import unique_segment
+from campaign_sync.layout import RunLayout
 from helpers import sample_doc, write_campaign
 
 GROUP = "active__treatment"
@@ -196,7 +197,7 @@ def exporter(
 ) -> Any:
     """An export operator for one group, outside any DAG (``deliver`` is called directly)."""
     return cls(
-        task_id=f"export_{destination}",
+        task_id=RunLayout.export_task(destination),
         plan=plan,
         group_id=group_id,
         destination=destination,
@@ -387,3 +388,30 @@ def rerun_replaces_own_only(
     check_marker(marker, second, 900)
     assert [f["rows"] for f in marker["files"]] == [500, 400]
     assert {n: store.read(n) for n in other_before} == other_before
+
+
+class _TaskInstance:
+    """The one thing an export reads from its task instance: the project task's XCom."""
+
+    def __init__(self, xcoms: dict[str, Any]) -> None:
+        self.xcoms = xcoms
+
+    def xcom_pull(self, task_ids: str) -> Any:
+        return self.xcoms.get(task_ids)
+
+
+def execute(op: Any, source: Path, ctx: dict[str, Any]) -> dict[str, Any]:
+    """Run an export task as Airflow runs it: ``source`` staged where the run layout puts the
+    group's projected rows, the project task's XCom pointing at it, then ``execute``."""
+    import shutil
+
+    from campaign_sync import config
+
+    rel = RunLayout(op.plan.dag_id, ctx["run_id"]).projected(op.group_id, op.destination)
+    staged = Path(config.staging_root()) / rel
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, staged)
+    rows = pq.ParquetFile(source).metadata.num_rows
+    projection = {"destinations": {op.destination: {"path": rel, "rows": rows}}}
+    ti = _TaskInstance({RunLayout.project_task_id(op.group_id): projection})
+    return op.execute({**ctx, "ti": ti})

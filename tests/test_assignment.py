@@ -14,6 +14,7 @@ from campaign_sync import duck
 from campaign_sync.audience.assignment import bucket, bucket_sql, group_index_sql
 from campaign_sync.audience.build import AudienceError, build_audience
 from campaign_sync.hooks.duckdb import DuckDBHook
+from campaign_sync.layout import RunLayout
 from campaign_sync.plan import CampaignPlan, build_plan
 from campaign_sync.spec.checks import check_campaign
 from campaign_sync.spec.ids import group_id_for
@@ -283,8 +284,10 @@ def _overlap_doc(first_match_only: bool, remaining: bool) -> dict[str, Any]:
 
 
 def _build(plan, hook, root: Path, run_rel: str = "dag/run1", batch_rows: int = 1000):
+    layout = RunLayout(*run_rel.split("/"))
+    assert layout.folder == run_rel
     return build_audience(
-        plan, hook, Staging(str(root)), run_rel, batch_rows=batch_rows, memory_limit=MEMORY
+        plan, hook, Staging(str(root)), layout, batch_rows=batch_rows, memory_limit=MEMORY
     )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from campaign_sync import cli
-from campaign_sync.spec.ids import task_id_for_destination
+from campaign_sync.layout import RunLayout
 from helpers import REPO, SAMPLE_CAMPAIGN, sample_doc, write_campaign
 
 CONSOLE_SCRIPT = REPO / ".venv" / "bin" / "campaign-sync"
@@ -270,7 +270,7 @@ def test_plan_prints_the_task_ids_the_dag_uses(
     code, out, err = run(capsys, "plan", "lifecycle_winback")
 
     assert code == 0, err
-    task_id = task_id_for_destination("Review Files")
+    task_id = RunLayout.export_task("Review Files")
     assert task_id == "export_review_files"
     assert out.count(f"    {task_id}  (local, local)\n") == 3
 

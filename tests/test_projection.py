@@ -15,10 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 from campaign_sync.audience.build import build_audience
 from campaign_sync.hooks.duckdb import DuckDBHook
+from campaign_sync.layout import RunLayout
 from campaign_sync.plan import CampaignPlan, build_plan
 from campaign_sync.projection.project import (
-    RECIPIENTS_FILE,
-    REJECTED_FILE,
     GroupOutput,
     project_group,
 )
@@ -27,8 +26,11 @@ from campaign_sync.spec.model import Campaign
 from campaign_sync.staging import Staging
 
 MEMORY = "256MB"
-RUN_REL = "proj_dag/run_1"
 RUN_ID = "manual__2026-01-01"
+LAYOUT = RunLayout("proj_dag", RUN_ID)
+RUN_REL = LAYOUT.folder
+RECIPIENTS_FILE = RunLayout.RECIPIENTS_FILE
+REJECTED_FILE = RunLayout.REJECTED_FILE
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 IDFA_OK = "6D92078A-8246-4BA4-AE5B-76104861E7DC"
@@ -189,10 +191,10 @@ class Projected:
         self.plan = plan
         staging = Staging(str(root))
         self.summary = build_audience(
-            plan, hook, staging, RUN_REL, batch_rows=4, memory_limit=MEMORY
+            plan, hook, staging, LAYOUT, batch_rows=4, memory_limit=MEMORY
         )
         self.outputs: dict[str, GroupOutput] = {
-            g.group_id: project_group(plan, g, staging, RUN_REL, run_id=RUN_ID, memory_limit=MEMORY)
+            g.group_id: project_group(plan, g, staging, LAYOUT, memory_limit=MEMORY)
             for g in plan.groups
         }
 
@@ -450,9 +452,7 @@ def test_projecting_again_replaces_the_group_folder(projected):
     (folder / "destinations" / "stale.parquet").write_bytes(b"old")
     plan = projected.plan
     group = plan.group("main__treatment")
-    again = project_group(
-        plan, group, Staging(str(projected.root)), RUN_REL, run_id=RUN_ID, memory_limit=MEMORY
-    )
+    again = project_group(plan, group, Staging(str(projected.root)), LAYOUT, memory_limit=MEMORY)
     assert again == projected.outputs["main__treatment"]
     assert not (folder / "destinations" / "stale.parquet").exists()
     assert sorted(p.name for p in (projected.root / RUN_REL / "groups").iterdir()) == [
@@ -503,3 +503,35 @@ def test_empty_group_projects_to_empty_files(tmp_path, monkeypatch):
         assert (out.destinations[dest].rows, out.destinations[dest].rejected) == (0, 0)
         assert p.dest_rows(dest) == {}
     assert pq.read_table(p.folder("main__treatment") / RECIPIENTS_FILE).num_rows == 0
+
+
+def test_destination_named_to_escape_stays_in_its_group_folder(tmp_path, monkeypatch):
+    """A destination name with ``../`` never reaches a path: projection writes the destination's
+    rows inside its group's folder, under the slug of the name. (The name is put in after
+    loading, since loading may refuse it.)"""
+    import dataclasses
+
+    hook = _hook(monkeypatch, _make_db(tmp_path / "proj.duckdb", ROWS))
+    doc = _doc()
+    doc["sub_audiences"][1]["treatment_groups"][0]["destinations"] = ["files"]
+    plan = _plan(doc)
+    hostile = "../../../escaped"
+    plan.campaign.destinations[hostile] = plan.campaign.destinations.pop("files")
+    plan = dataclasses.replace(
+        plan,
+        groups=tuple(
+            dataclasses.replace(g, destinations=(hostile,) if g.destinations else ())
+            for g in plan.groups
+        ),
+    )
+    root = tmp_path / "a" / "b" / "staging"
+    staging = Staging(str(root))
+    build_audience(plan, hook, staging, LAYOUT, batch_rows=4, memory_limit=MEMORY)
+
+    out = project_group(plan, plan.group("main__treatment"), staging, LAYOUT, memory_limit=MEMORY)
+
+    expected = f"{RUN_REL}/groups/main__treatment/destinations/escaped.parquet"
+    assert out.destinations[hostile].path == expected
+    assert pq.read_table(root / expected).num_rows == out.destinations[hostile].rows > 0
+    written = {p for p in tmp_path.rglob("*") if p.is_file() and p.name != "proj.duckdb"}
+    assert written and all(p.is_relative_to(root / RUN_REL) for p in written), written

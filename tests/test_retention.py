@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 from campaign_sync import config
-from campaign_sync.operators.manifest import MANIFEST_FILE
+from campaign_sync.layout import RunLayout
 from campaign_sync.platforms.sync import DeliveryLog
 from campaign_sync.retention import purge
-from campaign_sync.staging import Staging, run_prefix
+from campaign_sync.staging import Staging
 from helpers import REPO
 from storage_helpers import set_connection
 
@@ -26,6 +26,7 @@ pytest_plugins = ["servers"]
 DAG = "spring_sale"
 GROUP = "active__treatment"
 DEST = "criteo"
+LOG_REL = RunLayout(DAG, "any").delivery_log(GROUP, DEST)
 EMAIL = "jane.doe@example.com"  # a "PII" value written into staged files; never logged
 NOW = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -70,6 +71,10 @@ def manifest_doc(run_id: str, completed: datetime, locations: dict[str, str]) ->
     }
 
 
+def run_of(run_id: str) -> str:
+    return RunLayout(DAG, run_id).folder
+
+
 def make_run(
     staging: Path,
     run_id: str,
@@ -79,7 +84,7 @@ def make_run(
     locations: dict[str, str] | None = None,
 ) -> Path:
     """A staged run folder like a campaign run leaves: audience, projected files, history."""
-    folder = staging / run_prefix(DAG, run_id)
+    folder = staging / RunLayout(DAG, run_id).folder
     group = folder / "groups" / GROUP
     (group / "destinations").mkdir(parents=True)
     (folder / "audience").mkdir()
@@ -90,7 +95,7 @@ def make_run(
     (folder / "history" / "recipients.parquet").write_text(f"{EMAIL}\n" * 3)
     if completed is not None:
         doc = manifest_doc(run_id, completed, locations or {})
-        (folder / "history" / MANIFEST_FILE).write_text(json.dumps(doc))
+        (folder / "history" / RunLayout.MANIFEST_FILE).write_text(json.dumps(doc))
     set_age(folder, files_at)
     return folder
 
@@ -139,9 +144,9 @@ def scenario(staging: Path, outputs: Path) -> dict[str, Path]:
     # own times are misleading on purpose: the run's time decides.
     dry, local = outputs / "dry_run", outputs / "local"
     outs = {
-        "dry_old": make_output(dry / run_prefix(DAG, "scheduled__old") / "a.csv", ago(1)),
-        "dry_recent": make_output(dry / run_prefix(DAG, "scheduled__recent") / "a.csv", ago(60)),
-        "local_failed": make_output(local / run_prefix(DAG, "manual__failed_old") / "b", ago(31)),
+        "dry_old": make_output(dry / run_of("scheduled__old") / "a.csv", ago(1)),
+        "dry_recent": make_output(dry / run_of("scheduled__recent") / "a.csv", ago(60)),
+        "local_failed": make_output(local / run_of("manual__failed_old") / "b", ago(31)),
         "custom_old": make_output(custom_old, ago(2)),
         "custom_new": make_output(custom_new, ago(50)),
         # Claimed by no run: their own times decide.
@@ -174,36 +179,34 @@ def test_retention_deletes_old_runs_and_keeps_recent_ones(roots):
 def test_retention_keeps_the_last_successful_mirror_delivery_even_when_old(roots):
     staging, _outputs = roots
     store = Staging(str(staging))
-    log = DeliveryLog(store, DAG, GROUP, DEST)
+    log = DeliveryLog(store, LOG_REL)
     for run_id, days in (("scheduled__first", 120), ("scheduled__second", 100)):
         make_run(staging, run_id, completed=ago(days), files_at=ago(days))
-        log.record(run_prefix(DAG, run_id))
+        log.record(run_id)
     report = purge(days=30, now=NOW)
-    first = staging / run_prefix(DAG, "scheduled__first")
-    second = staging / run_prefix(DAG, "scheduled__second")
+    first = staging / RunLayout(DAG, "scheduled__first").folder
+    second = staging / RunLayout(DAG, "scheduled__second").folder
     assert not first.exists()  # superseded delivery: deleted
     # The last delivery keeps only what mirror reads (and its manifest: counts only).
     assert tree(second) == {
         f"groups/{GROUP}/destinations/{DEST}.parquet",
-        f"history/{MANIFEST_FILE}",
+        f"history/{RunLayout.MANIFEST_FILE}",
     }
-    assert log.baseline_for(run_prefix(DAG, "scheduled__third")) == run_prefix(
-        DAG, "scheduled__second"
-    )
+    assert log.baseline_for("scheduled__third") == "scheduled__second"
     assert (report.runs_deleted, report.runs_trimmed, report.kept_for_mirror) == (1, 1, 1)
     # Idempotent: the next day nothing more goes.
     again = purge(days=30, now=NOW + timedelta(days=1))
     assert (again.staging_files, again.runs_trimmed) == (0, 1)
     assert tree(second) == {
         f"groups/{GROUP}/destinations/{DEST}.parquet",
-        f"history/{MANIFEST_FILE}",
+        f"history/{RunLayout.MANIFEST_FILE}",
     }
 
 
 def test_retention_dry_run_deletes_nothing(roots):
     staging, outputs = roots
     scenario(staging, outputs)
-    DeliveryLog(Staging(str(staging)), DAG, GROUP, DEST).record(run_prefix(DAG, "scheduled__old"))
+    DeliveryLog(Staging(str(staging)), LOG_REL).record("scheduled__old")
     before = (tree(staging), tree(outputs))
     would = purge(days=30, now=NOW, dry_run=True)
     assert (tree(staging), tree(outputs)) == before
@@ -220,7 +223,7 @@ def test_retention_report_logs_counts_without_identifiers(roots, capsys):
     real_now = datetime.now(UTC)
     make_run(staging, "scheduled__old", completed=ago(40, real_now), files_at=ago(40, real_now))
     make_output(
-        outputs / "dry_run" / run_prefix(DAG, "scheduled__old") / "a.csv", ago(40, real_now)
+        outputs / "dry_run" / RunLayout(DAG, "scheduled__old").folder / "a.csv", ago(40, real_now)
     )
     counts = PurgeExpiredRunsOperator(task_id="purge_expired_runs", days=30).execute({})
     assert counts["runs_deleted"] == 1 and counts["staging_files"] == 5
@@ -317,11 +320,11 @@ def test_retention_then_mirror_still_removes_leavers(roots, monkeypatch):
         run_export(CriteoExportOperator, plan, "r0", rows)
         run_export(CriteoExportOperator, plan, "r1", rows[:250])
         staging, _ = roots
-        r1 = staging / run_prefix(plan.dag_id, "r1")
+        r1 = staging / RunLayout(plan.dag_id, "r1").folder
         (r1 / "audience").mkdir()
         (r1 / "audience" / "audience.parquet").write_text(EMAIL)
         report = purge(days=30, now=datetime.now(UTC) + timedelta(days=400))
-        assert not (staging / run_prefix(plan.dag_id, "r0")).exists()
+        assert not (staging / RunLayout(plan.dag_id, "r0").folder).exists()
         assert not (r1 / "audience").exists() and report.runs_trimmed == 1
         fake.received.clear()
         result = run_export(CriteoExportOperator, plan, "r2", rows[:200])
@@ -367,7 +370,7 @@ def test_retention_on_s3_staging(s3_server, tmp_path):
     now = datetime.now(UTC) + timedelta(days=60)
 
     def put_run(run_id: str, completed: datetime | None) -> str:
-        rel = run_prefix(DAG, run_id)
+        rel = RunLayout(DAG, run_id).folder
         with staging.write_dir(rel) as work:
             (work / "groups" / GROUP / "destinations").mkdir(parents=True)
             (work / "groups" / GROUP / "destinations" / f"{DEST}.parquet").write_text(EMAIL)
@@ -376,14 +379,14 @@ def test_retention_on_s3_staging(s3_server, tmp_path):
             if completed is not None:
                 (work / "history").mkdir()
                 doc = manifest_doc(run_id, completed, {})
-                (work / "history" / MANIFEST_FILE).write_text(json.dumps(doc))
+                (work / "history" / RunLayout.MANIFEST_FILE).write_text(json.dumps(doc))
         return rel
 
     old = put_run("scheduled__old", ago(90, now))
     mirrored = put_run("scheduled__mirrored", ago(80, now))
     recent = put_run("scheduled__recent", ago(3, now))
     no_manifest = put_run("manual__failed", None)  # objects are 60 "days" old
-    DeliveryLog(staging, DAG, GROUP, DEST).record(mirrored)
+    DeliveryLog(staging, LOG_REL).record("scheduled__mirrored")
 
     def keys() -> set[str]:
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="staging/")
@@ -398,12 +401,12 @@ def test_retention_on_s3_staging(s3_server, tmp_path):
     assert not any(k.startswith((old + "/", no_manifest + "/")) for k in after)
     assert {k for k in after if k.startswith(mirrored + "/")} == {
         f"{mirrored}/groups/{GROUP}/destinations/{DEST}.parquet",
-        f"{mirrored}/history/{MANIFEST_FILE}",
+        f"{mirrored}/history/{RunLayout.MANIFEST_FILE}",
     }
     assert {k for k in after if k.startswith(recent + "/")} == {
         k for k in before if k.startswith(recent + "/")
     }
-    assert f"{DAG}/deliveries/{GROUP}/{DEST}/log.json" in after
+    assert f"{LOG_REL}/{RunLayout.DELIVERY_LOG_FILE}" in after
     assert (report.runs_seen, report.runs_deleted, report.runs_trimmed) == (4, 2, 1)
     assert report.staging_files == 3 + 2 + 1 and report.kept_for_mirror == 1
     old_manifest = len(json.dumps(manifest_doc("scheduled__old", ago(90, now), {})))

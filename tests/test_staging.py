@@ -13,10 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 from campaign_sync.audience.build import build_audience
 from campaign_sync.hooks.duckdb import DuckDBHook
+from campaign_sync.layout import RunLayout
 from campaign_sync.plan import build_plan
 from campaign_sync.projection.project import project_group
 from campaign_sync.spec.loader import load_file
-from campaign_sync.staging import Staging, run_prefix
+from campaign_sync.staging import Staging
 from helpers import SAMPLE_CAMPAIGN
 
 CONN_ID = "aws_staging"
@@ -45,7 +46,11 @@ SECOND = {"z.txt": b"second z", "other/y.txt": b"second y"}
 # --------------------------------------------------------------------------------------------
 
 
-def test_run_prefix():
+def run_prefix(dag_id: str, run_id: str) -> str:
+    return RunLayout(dag_id, run_id).folder
+
+
+def test_run_folder():
     prefix = run_prefix("my_dag", "manual__2026-01-05T06:00:00+00:00")
     assert prefix.startswith("my_dag/manual__2026-01-05T06_00_00_00_00-")
     assert (
@@ -276,10 +281,10 @@ def test_s3_read_dir_downloads_nested_files(s3):
 
 def _run_sample(staging: Staging, hook: DuckDBHook) -> tuple[Any, dict[str, Any]]:
     plan = build_plan(load_file(SAMPLE_CAMPAIGN))
-    rel = run_prefix(plan.dag_id, "manual__2026-11-02T06:00:00+00:00")
-    summary = build_audience(plan, hook, staging, rel, batch_rows=25_000, memory_limit=MEMORY)
+    layout = RunLayout(plan.dag_id, "manual__2026-11-02T06:00:00+00:00")
+    summary = build_audience(plan, hook, staging, layout, batch_rows=25_000, memory_limit=MEMORY)
     outputs = {
-        g.group_id: project_group(plan, g, staging, rel, run_id="r1", memory_limit=MEMORY)
+        g.group_id: project_group(plan, g, staging, layout, memory_limit=MEMORY)
         for g in plan.groups
     }
     return summary, outputs

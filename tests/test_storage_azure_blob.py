@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 from campaign_sync.operators.azure_blob import AzureBlobExportOperator
-from campaign_sync.operators.file_drop import StorageConfigError, StorageDeliveryError
+from campaign_sync.operators.file_drop import StorageDeliveryError
 from storage_helpers import (
     FORMAT_CASES,
     Store,
@@ -14,6 +15,7 @@ from storage_helpers import (
     context,
     decode,
     delivered,
+    execute,
     exporter,
     free_port,
     make_projected,
@@ -90,7 +92,7 @@ def test_large_file_is_staged_in_blocks(tmp_path, staging_root, store, azurite_s
     )
 
 
-def test_wrong_account_key_is_refused_naming_connection(
+def test_wrong_account_key_is_permanent_naming_connection(
     tmp_path, staging_root, store, azurite_server
 ):
     wrong = "d3Jvbmcga2V5" * 7 + "d3Jvbmc="
@@ -98,9 +100,11 @@ def test_wrong_account_key_is_refused_naming_connection(
     options = {**TARGET, "prefix": "wrong-key"}
     plan = campaign_for(tmp_path, "azure_blob", options, conn_id="azure_wrong_key")
 
-    with pytest.raises(StorageConfigError) as info:
-        exporter(plan, AzureBlobExportOperator, options, conn_id="azure_wrong_key").deliver(
-            make_projected(tmp_path / "p.parquet", 10), context()
+    with pytest.raises(AirflowFailException) as info:
+        execute(
+            exporter(plan, AzureBlobExportOperator, options, conn_id="azure_wrong_key"),
+            make_projected(tmp_path / "p.parquet", 10),
+            context(),
         )
 
     message = str(info.value)
@@ -109,13 +113,15 @@ def test_wrong_account_key_is_refused_naming_connection(
     assert store.names("wrong-key/") == []
 
 
-def test_missing_container_is_a_clear_error(tmp_path, staging_root, store):
+def test_missing_container_is_permanent_and_clear(tmp_path, staging_root, store):
     options = {"container": "no-such-container"}
     plan = campaign_for(tmp_path, "azure_blob", options, conn_id=CONN)
 
-    with pytest.raises(StorageConfigError) as info:
-        exporter(plan, AzureBlobExportOperator, options, conn_id=CONN).deliver(
-            make_projected(tmp_path / "p.parquet", 10), context()
+    with pytest.raises(AirflowFailException) as info:
+        execute(
+            exporter(plan, AzureBlobExportOperator, options, conn_id=CONN),
+            make_projected(tmp_path / "p.parquet", 10),
+            context(),
         )
 
     message = str(info.value)
@@ -123,7 +129,7 @@ def test_missing_container_is_a_clear_error(tmp_path, staging_root, store):
     assert f"connection {CONN!r}" in message and "wasb://no-such-container" in message
 
 
-def test_server_down_is_retryable_and_names_target(tmp_path, staging_root, store):
+def test_server_down_is_transient_and_names_target(tmp_path, staging_root, store):
     # retry_total bounds the SDK's own retries (15 s back-off by default) before Airflow's.
     conn = {
         "conn_type": "wasb",
@@ -138,10 +144,12 @@ def test_server_down_is_retryable_and_names_target(tmp_path, staging_root, store
 
     started = time.monotonic()
     with pytest.raises(StorageDeliveryError) as info:
-        exporter(plan, AzureBlobExportOperator, options, conn_id="azure_down").deliver(
-            make_projected(tmp_path / "p.parquet", 10), context()
+        execute(
+            exporter(plan, AzureBlobExportOperator, options, conn_id="azure_down"),
+            make_projected(tmp_path / "p.parquet", 10),
+            context(),
         )
 
     assert time.monotonic() - started < 30
-    assert not isinstance(info.value, StorageConfigError)
+    assert not isinstance(info.value, AirflowFailException)
     assert "connection 'azure_down'" in str(info.value) and f"wasb://{CONTAINER}" in str(info.value)

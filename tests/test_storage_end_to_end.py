@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from campaign_sync.staging import run_prefix
+from campaign_sync.layout import RunLayout
 from helpers import REPO, sample_doc, write_campaign
 from storage_helpers import decode, free_port, marker_of, same_rows, set_connection, sha256
 
@@ -136,8 +136,7 @@ class Stores:
 
 def projected(staging: Path, dag_id: str, run_id: str, group_id: str, dest: str) -> pa.Table:
     """The rows the project task staged for one destination, without internal columns."""
-    path = staging / run_prefix(dag_id, run_id) / "groups" / group_id / "destinations"
-    table = pq.read_table(path / f"{dest}.parquet")
+    table = pq.read_table(staging / RunLayout(dag_id, run_id).projected(group_id, dest))
     return table.select([n for n in table.column_names if not n.startswith("__")])
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from urllib.parse import unquote
 
 import pytest
-from campaign_sync.operators.file_drop import StorageConfigError, StorageDeliveryError
+from airflow.sdk.exceptions import AirflowFailException
+from campaign_sync.operators.file_drop import StorageDeliveryError
 from campaign_sync.operators.gcs import GCSExportOperator
 from storage_helpers import (
     FORMAT_CASES,
@@ -18,6 +19,7 @@ from storage_helpers import (
     context,
     decode,
     delivered,
+    execute,
     exporter,
     free_port,
     make_projected,
@@ -96,14 +98,18 @@ def test_large_file_uses_resumable_upload(tmp_path, staging_root, store, gcs_ser
     ],
     ids=["missing-key-file", "malformed-key-json"],
 )
-def test_unusable_credentials_are_a_clear_error(tmp_path, staging_root, store, extra, expected):
+def test_unusable_credentials_are_permanent_and_clear(
+    tmp_path, staging_root, store, extra, expected
+):
     set_connection("gcs_bad_key", {"conn_type": "google_cloud_platform", "extra": extra})
     options = {**TARGET, "prefix": "bad-key"}
     plan = campaign_for(tmp_path, "gcs", options, conn_id="gcs_bad_key")
 
-    with pytest.raises(StorageConfigError) as info:
-        exporter(plan, GCSExportOperator, options, conn_id="gcs_bad_key").deliver(
-            make_projected(tmp_path / "p.parquet", 10), context()
+    with pytest.raises(AirflowFailException) as info:
+        execute(
+            exporter(plan, GCSExportOperator, options, conn_id="gcs_bad_key"),
+            make_projected(tmp_path / "p.parquet", 10),
+            context(),
         )
 
     message = str(info.value)
@@ -112,13 +118,15 @@ def test_unusable_credentials_are_a_clear_error(tmp_path, staging_root, store, e
     assert store.names("bad-key/") == []
 
 
-def test_missing_bucket_is_a_clear_error(tmp_path, staging_root, store):
+def test_missing_bucket_is_permanent_and_clear(tmp_path, staging_root, store):
     options = {"bucket": "no-such-bucket"}
     plan = campaign_for(tmp_path, "gcs", options, conn_id=CONN)
 
-    with pytest.raises(StorageConfigError) as info:
-        exporter(plan, GCSExportOperator, options, conn_id=CONN).deliver(
-            make_projected(tmp_path / "p.parquet", 10), context()
+    with pytest.raises(AirflowFailException) as info:
+        execute(
+            exporter(plan, GCSExportOperator, options, conn_id=CONN),
+            make_projected(tmp_path / "p.parquet", 10),
+            context(),
         )
 
     message = str(info.value)
@@ -126,7 +134,7 @@ def test_missing_bucket_is_a_clear_error(tmp_path, staging_root, store):
     assert f"connection {CONN!r}" in message and "gs://no-such-bucket" in message
 
 
-def test_server_down_is_retryable_and_names_target(
+def test_server_down_is_transient_and_names_target(
     tmp_path, staging_root, store, gcs_server, monkeypatch
 ):
     import time
@@ -140,10 +148,12 @@ def test_server_down_is_retryable_and_names_target(
 
     started = time.monotonic()
     with pytest.raises(StorageDeliveryError) as info:
-        exporter(plan, GCSExportOperator, options, conn_id="gcs_down").deliver(
-            make_projected(tmp_path / "p.parquet", 10), context()
+        execute(
+            exporter(plan, GCSExportOperator, options, conn_id="gcs_down"),
+            make_projected(tmp_path / "p.parquet", 10),
+            context(),
         )
 
     assert time.monotonic() - started < 30  # retry_timeout bounds the client's retries
-    assert not isinstance(info.value, StorageConfigError)
+    assert not isinstance(info.value, AirflowFailException)
     assert "connection 'gcs_down'" in str(info.value) and f"gs://{BUCKET}" in str(info.value)

@@ -4,6 +4,7 @@ faults."""
 from __future__ import annotations
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 from campaign_sync.operators.file_drop import StorageConfigError, StorageDeliveryError
 from campaign_sync.operators.s3 import S3ExportOperator
 from storage_helpers import (
@@ -12,6 +13,7 @@ from storage_helpers import (
     campaign_for,
     context,
     delivered,
+    execute,
     exporter,
     free_port,
     make_projected,
@@ -80,14 +82,15 @@ def test_large_file_goes_multipart(tmp_path, staging_root, store):
     same_rows(decode(body, fmt="csv", schema=delivered(source).schema), delivered(source))
 
 
-def test_wrong_secret_is_refused_naming_connection(tmp_path, staging_root, store, s3_server):
+def test_wrong_secret_is_permanent_naming_connection(tmp_path, staging_root, store, s3_server):
     set_connection("s3_wrong_secret", s3_server.connection(secret_key="not-the-secret"))
     options = {**TARGET, "prefix": "wrong-secret"}
     plan = campaign_for(tmp_path, "s3", options, conn_id="s3_wrong_secret")
     op = exporter(plan, S3ExportOperator, options, conn_id="s3_wrong_secret")
 
-    with pytest.raises(StorageConfigError) as info:
-        op.deliver(make_projected(tmp_path / "p.parquet", 10), context())
+    with pytest.raises(AirflowFailException) as info:
+        execute(op, make_projected(tmp_path / "p.parquet", 10), context())
+    assert isinstance(info.value, StorageConfigError)
 
     message = str(info.value)
     assert "connection 's3_wrong_secret'" in message
@@ -97,27 +100,31 @@ def test_wrong_secret_is_refused_naming_connection(tmp_path, staging_root, store
     assert store.names("wrong-secret/") == []
 
 
-def test_unknown_access_key_is_refused(tmp_path, staging_root, store, s3_server):
+def test_unknown_access_key_is_permanent(tmp_path, staging_root, store, s3_server):
     conn = s3_server.connection()
     conn["login"] = "AKIAUNKNOWNKEY000000"
     set_connection("s3_unknown_key", conn)
     options = {**TARGET, "prefix": "unknown-key"}
     plan = campaign_for(tmp_path, "s3", options, conn_id="s3_unknown_key")
 
-    with pytest.raises(StorageConfigError, match="InvalidAccessKeyId") as info:
-        exporter(plan, S3ExportOperator, options, conn_id="s3_unknown_key").deliver(
-            make_projected(tmp_path / "p.parquet", 10), context()
+    with pytest.raises(AirflowFailException, match="InvalidAccessKeyId") as info:
+        execute(
+            exporter(plan, S3ExportOperator, options, conn_id="s3_unknown_key"),
+            make_projected(tmp_path / "p.parquet", 10),
+            context(),
         )
     assert "connection 's3_unknown_key'" in str(info.value)
 
 
-def test_missing_bucket_is_a_clear_error(tmp_path, staging_root, store):
+def test_missing_bucket_is_permanent_and_clear(tmp_path, staging_root, store):
     options = {"bucket": "no-such-bucket"}
     plan = campaign_for(tmp_path, "s3", options, conn_id=CONN)
 
-    with pytest.raises(StorageConfigError) as info:
-        exporter(plan, S3ExportOperator, options, conn_id=CONN).deliver(
-            make_projected(tmp_path / "p.parquet", 10), context()
+    with pytest.raises(AirflowFailException) as info:
+        execute(
+            exporter(plan, S3ExportOperator, options, conn_id=CONN),
+            make_projected(tmp_path / "p.parquet", 10),
+            context(),
         )
 
     message = str(info.value)
@@ -125,17 +132,19 @@ def test_missing_bucket_is_a_clear_error(tmp_path, staging_root, store):
     assert f"connection {CONN!r}" in message and "s3://no-such-bucket" in message
 
 
-def test_undefined_connection_never_falls_back_to_ambient_credentials(tmp_path, staging_root):
+def test_undefined_connection_is_permanent_never_ambient_credentials(tmp_path, staging_root):
     options = {**TARGET}
     plan = campaign_for(tmp_path, "s3", options, conn_id="s3_not_defined")
 
-    with pytest.raises(StorageConfigError, match="connection 's3_not_defined' is not defined"):
-        exporter(plan, S3ExportOperator, options, conn_id="s3_not_defined").deliver(
-            make_projected(tmp_path / "p.parquet", 10), context()
+    with pytest.raises(AirflowFailException, match="connection 's3_not_defined' is not defined"):
+        execute(
+            exporter(plan, S3ExportOperator, options, conn_id="s3_not_defined"),
+            make_projected(tmp_path / "p.parquet", 10),
+            context(),
         )
 
 
-def test_server_down_is_retryable_and_names_target(tmp_path, staging_root, s3_server):
+def test_server_down_is_transient_and_names_target(tmp_path, staging_root, s3_server):
     conn = s3_server.connection()
     conn["extra"] = {
         **conn["extra"],
@@ -147,9 +156,11 @@ def test_server_down_is_retryable_and_names_target(tmp_path, staging_root, s3_se
     plan = campaign_for(tmp_path, "s3", options, conn_id="s3_down")
 
     with pytest.raises(StorageDeliveryError) as info:
-        exporter(plan, S3ExportOperator, options, conn_id="s3_down").deliver(
-            make_projected(tmp_path / "p.parquet", 10), context()
+        execute(
+            exporter(plan, S3ExportOperator, options, conn_id="s3_down"),
+            make_projected(tmp_path / "p.parquet", 10),
+            context(),
         )
 
-    assert not isinstance(info.value, StorageConfigError)  # Airflow retries it
+    assert not isinstance(info.value, AirflowFailException)  # Airflow retries it
     assert "connection 's3_down'" in str(info.value) and f"s3://{BUCKET}" in str(info.value)

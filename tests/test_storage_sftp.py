@@ -12,7 +12,8 @@ import threading
 import time
 
 import pytest
-from campaign_sync.operators.file_drop import StorageConfigError, StorageDeliveryError
+from airflow.sdk.exceptions import AirflowFailException
+from campaign_sync.operators.file_drop import StorageDeliveryError
 from campaign_sync.operators.sftp import SFTPExportOperator
 from storage_helpers import (
     FORMAT_CASES,
@@ -21,6 +22,7 @@ from storage_helpers import (
     context,
     decode,
     delivered,
+    execute,
     exporter,
     free_port,
     make_projected,
@@ -140,12 +142,13 @@ def test_large_file_never_appears_half_written(tmp_path, staging_root, store, ur
 
 
 def deliver_fails(tmp_path, options, conn_id, rows=10):
+    """Run the export task's first try (``execute``), which must fail."""
     plan = campaign_for(tmp_path, "sftp", options, conn_id=conn_id)
     op = exporter(plan, SFTPExportOperator, options, conn_id=conn_id)
-    op.deliver(make_projected(tmp_path / "p.parquet", rows), context())
+    execute(op, make_projected(tmp_path / "p.parquet", rows), context())
 
 
-def test_disk_full_fails_and_leaves_no_file(tmp_path, staging_root, store, sftp_server):
+def test_disk_full_is_transient_and_leaves_no_file(tmp_path, staging_root, store, sftp_server):
     full = sftp_server.mount_tmpfs("full", "256k")
     options = {
         "remote_dir": "full",
@@ -155,6 +158,7 @@ def test_disk_full_fails_and_leaves_no_file(tmp_path, staging_root, store, sftp_
     with pytest.raises(StorageDeliveryError) as info:
         deliver_fails(tmp_path, options, CONN, rows=20_000)
 
+    assert not isinstance(info.value, AirflowFailException)  # a full disk may be emptied
     message = str(info.value)
     assert "connection 'sftp_drop'" in message
     assert f"sftp://127.0.0.1:{sftp_server.port}/~/full" in message
@@ -164,13 +168,13 @@ def test_disk_full_fails_and_leaves_no_file(tmp_path, staging_root, store, sftp_
     assert not [line for line in log if line.startswith("posix-rename") and '"full/' in line]
 
 
-def test_permission_denied_fails_and_leaves_no_file(tmp_path, staging_root, store, sftp_server):
+def test_permission_denied_is_permanent_leaves_no_file(tmp_path, staging_root, store, sftp_server):
     options = {
         "remote_dir": "readonly",
         "file_template": "{run_id}_{sub_audience}_{treatment_group}_{file_number}.{ext}",
     }
 
-    with pytest.raises(StorageConfigError) as info:
+    with pytest.raises(AirflowFailException) as info:
         deliver_fails(tmp_path, options, CONN)
 
     message = str(info.value)
@@ -179,15 +183,15 @@ def test_permission_denied_fails_and_leaves_no_file(tmp_path, staging_root, stor
     assert list((sftp_server.home / "readonly").iterdir()) == []
 
 
-def test_permission_denied_on_a_subfolder(tmp_path, staging_root, store, sftp_server):
-    with pytest.raises(StorageConfigError, match="Permission denied"):
+def test_permission_denied_on_a_subfolder_is_permanent(tmp_path, staging_root, store, sftp_server):
+    with pytest.raises(AirflowFailException, match="Permission denied"):
         deliver_fails(tmp_path, {"remote_dir": "readonly"}, CONN)
 
     assert list((sftp_server.home / "readonly").iterdir()) == []
 
 
-def test_missing_remote_folder_is_a_clear_error(tmp_path, staging_root, store, sftp_server):
-    with pytest.raises(StorageConfigError) as info:
+def test_missing_remote_folder_is_permanent_and_clear(tmp_path, staging_root, store, sftp_server):
+    with pytest.raises(AirflowFailException) as info:
         deliver_fails(tmp_path, {"remote_dir": "no-such-folder"}, CONN)
 
     message = str(info.value)
@@ -196,7 +200,7 @@ def test_missing_remote_folder_is_a_clear_error(tmp_path, staging_root, store, s
     assert not (sftp_server.home / "no-such-folder").exists()
 
 
-def test_wrong_user_key_is_refused(tmp_path, staging_root, store, sftp_server):
+def test_wrong_user_key_is_permanent(tmp_path, staging_root, store, sftp_server):
     key = tmp_path / "other_key"
     subprocess.run(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
@@ -205,7 +209,7 @@ def test_wrong_user_key_is_refused(tmp_path, staging_root, store, sftp_server):
     )
     set_connection("sftp_wrong_key", sftp_server.connection(key_file=key))
 
-    with pytest.raises(StorageConfigError) as info:
+    with pytest.raises(AirflowFailException) as info:
         deliver_fails(tmp_path, {**TARGET, "prefix": "wrong-key"}, "sftp_wrong_key")
 
     assert "AuthenticationException" in str(info.value)
@@ -213,21 +217,21 @@ def test_wrong_user_key_is_refused(tmp_path, staging_root, store, sftp_server):
     assert store.names("wrong-key/") == []
 
 
-def test_unexpected_host_key_is_refused(tmp_path, staging_root, store, sftp_server):
+def test_unexpected_host_key_is_permanent(tmp_path, staging_root, store, sftp_server):
     conn = sftp_server.connection()
     conn["extra"]["host_key"] = " ".join(
         (sftp_server.root / "client_key.pub").read_text().split()[:2]
     )
     set_connection("sftp_wrong_host", conn)
 
-    with pytest.raises(StorageConfigError, match="BadHostKeyException") as info:
+    with pytest.raises(AirflowFailException, match="BadHostKeyException") as info:
         deliver_fails(tmp_path, {**TARGET, "prefix": "wrong-host"}, "sftp_wrong_host")
 
     assert "connection 'sftp_wrong_host'" in str(info.value)
     assert store.names("wrong-host/") == []
 
 
-def test_server_down_is_retryable_and_names_target(tmp_path, staging_root, store, sftp_server):
+def test_server_down_is_transient_and_names_target(tmp_path, staging_root, store, sftp_server):
     port = free_port()
     conn = sftp_server.connection()
     conn["port"] = port
@@ -238,7 +242,7 @@ def test_server_down_is_retryable_and_names_target(tmp_path, staging_root, store
         deliver_fails(tmp_path, TARGET, "sftp_down")
 
     assert time.monotonic() - started < 30
-    assert not isinstance(info.value, StorageConfigError)
+    assert not isinstance(info.value, AirflowFailException)
     assert "connection 'sftp_down'" in str(info.value)
     assert f"sftp://127.0.0.1:{port}/~/upload" in str(info.value)
 

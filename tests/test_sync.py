@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from campaign_sync.layout import RunLayout
 from campaign_sync.platforms.sync import DeliveryLog, plan_sync
 from campaign_sync.staging import Staging
 
@@ -75,12 +76,12 @@ def test_mirror_after_attribute_change_of_the_destination_replaces_all(tmp_path)
 
 
 def test_delivery_log_baseline_skips_the_run_itself(tmp_path):
-    log = DeliveryLog(Staging(str(tmp_path)), "dag", "g", "dest")
-    assert log.baseline_for("dag/r1") is None
-    log.record("dag/r1")
-    assert log.baseline_for("dag/r1") is None  # a retry of r1 has no earlier baseline
-    assert log.baseline_for("dag/r2") == "dag/r1"
-    log.record("dag/r2")
-    log.record("dag/r2")  # a retry of r2 keeps r1 as its baseline
-    assert log.baseline_for("dag/r2") == "dag/r1"
-    assert log.baseline_for("dag/r3") == "dag/r2"
+    log = DeliveryLog(Staging(str(tmp_path)), RunLayout("dag", "r").delivery_log("g", "dest"))
+    assert log.baseline_for("r1") is None
+    log.record("r1")
+    assert log.baseline_for("r1") is None  # a retry of r1 has no earlier baseline
+    assert log.baseline_for("r2") == "r1"
+    log.record("r2")
+    log.record("r2")  # a retry of r2 keeps r1 as its baseline
+    assert log.baseline_for("r2") == "r1"
+    assert log.baseline_for("r3") == "r2"

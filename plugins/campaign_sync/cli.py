@@ -69,8 +69,8 @@ def _find(name: str) -> LoadedCampaign:
 
 def _plan(args: argparse.Namespace) -> int:
     from campaign_sync.audience.query import audience_query
+    from campaign_sync.layout import RunLayout
     from campaign_sync.plan import build_plan
-    from campaign_sync.spec.ids import task_id_for_destination
 
     try:
         loaded = _find(args.campaign)
@@ -82,7 +82,7 @@ def _plan(args: argparse.Namespace) -> int:
     if args.counts:
         counts = _counts(plan)
     print(f"DAG {plan.dag_id}  (from {loaded.path})")
-    print("  build_audience")
+    print(f"  {RunLayout.BUILD_AUDIENCE}")
     for group in plan.groups:
         size = f"  [{counts[group.group_id]} customers]" if args.counts else ""
         pct = (group.bucket_end - group.bucket_start) / 100
@@ -91,12 +91,12 @@ def _plan(args: argparse.Namespace) -> int:
             f"  [{group.group_id}] {group.sub_audience} / {group.treatment_group}"
             f" {pct:g}%{tag}{size}"
         )
-        print("    project")
+        print(f"    {RunLayout.PROJECT}")
         for dest in group.destinations:
             d = loaded.campaign.destinations[dest]
             mode = "dry run" if d.dry_run else d.conn_id or "local"
-            print(f"    {task_id_for_destination(dest)}  ({d.type}, {mode})")
-    print("  write_manifest")
+            print(f"    {RunLayout.export_task(dest)}  ({d.type}, {mode})")
+    print(f"  {RunLayout.WRITE_MANIFEST}")
     if args.sql:
         print("\nAudience query pushed down to the source:\n" + audience_query(plan))
     return 0
@@ -106,6 +106,7 @@ def _counts(plan: object) -> dict[str, int]:
     from airflow.sdk import BaseHook
 
     from campaign_sync.audience.build import build_audience
+    from campaign_sync.layout import RunLayout
     from campaign_sync.plan import CampaignPlan
     from campaign_sync.staging import Staging
 
@@ -116,7 +117,7 @@ def _counts(plan: object) -> dict[str, int]:
             plan,
             hook,
             Staging(tmp),
-            "plan",
+            RunLayout(plan.dag_id, "plan"),
             batch_rows=config.batch_rows(),
             memory_limit=config.duckdb_memory_limit(),
         )
@@ -152,13 +153,13 @@ def _sample_data(args: argparse.Namespace) -> int:
 
 
 def _summary(args: argparse.Namespace) -> int:
+    from campaign_sync.layout import RunLayout
     from campaign_sync.manifest import summary_lines
-    from campaign_sync.operators.manifest import MANIFEST_FILE
     from campaign_sync.spec.ids import dag_id_for
 
     if args.latest:
-        root = Path(config.staging_root()) / dag_id_for(args.latest)
-        found = sorted(root.glob(f"*/history/{MANIFEST_FILE}"), key=lambda p: p.stat().st_mtime)
+        root = Path(config.staging_root()) / RunLayout.dag_folder(dag_id_for(args.latest))
+        found = sorted(root.glob(RunLayout.manifest_glob()), key=lambda p: p.stat().st_mtime)
         if not found:
             print(f"no run manifest under {root}", file=sys.stderr)
             return 1

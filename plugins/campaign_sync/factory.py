@@ -17,6 +17,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from campaign_sync import config
 from campaign_sync.destinations import REGISTRY
 from campaign_sync.docs import plan_markdown
+from campaign_sync.layout import RunLayout
 from campaign_sync.operators.audience import BuildAudienceOperator
 from campaign_sync.operators.export import ExportOperator, LocalExportOperator
 from campaign_sync.operators.manifest import WriteManifestOperator
@@ -24,7 +25,7 @@ from campaign_sync.operators.projection import ProjectAttributesOperator
 from campaign_sync.plan import build_plan
 from campaign_sync.spec.checks import Problem
 from campaign_sync.spec.echo import clip
-from campaign_sync.spec.ids import dag_id_for, slug, task_id_for_destination
+from campaign_sync.spec.ids import dag_id_for, slug
 from campaign_sync.spec.loader import CampaignError, LoadedCampaign, load_folder
 from campaign_sync.spec.model import Campaign, Schedule
 
@@ -102,8 +103,8 @@ def build_dag(loaded: LoadedCampaign) -> DAG:
             **schedule_args(campaign.schedule),
         ) as dag
     ):
-        audience = BuildAudienceOperator(task_id="build_audience", plan=plan)
-        manifest = WriteManifestOperator(task_id="write_manifest", plan=plan)
+        audience = BuildAudienceOperator(task_id=RunLayout.BUILD_AUDIENCE, plan=plan)
+        manifest = WriteManifestOperator(task_id=RunLayout.WRITE_MANIFEST, plan=plan)
         for group in plan.groups:
             kind = "control: recorded, not sent" if group.is_control else "treatment"
             with TaskGroup(
@@ -111,13 +112,13 @@ def build_dag(loaded: LoadedCampaign) -> DAG:
                 tooltip=f"{group.sub_audience} / {group.treatment_group} ({kind})",
             ) as task_group:
                 project = ProjectAttributesOperator(
-                    task_id="project", plan=plan, group_id=group.group_id
+                    task_id=RunLayout.PROJECT, plan=plan, group_id=group.group_id
                 )
                 for name in group.destinations:
                     dest = campaign.destinations[name]
                     exporter = _exporter(campaign, name)
                     project >> exporter(
-                        task_id=task_id_for_destination(name),
+                        task_id=RunLayout.export_task(name),
                         plan=plan,
                         group_id=group.group_id,
                         destination=name,

@@ -9,13 +9,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from campaign_sync.failures import ContractViolation
 from campaign_sync.plan import CampaignPlan
 
 _EXPORT_BOOKKEEPING = {"destination", "group_id", "rows_sent", "location", "dry_run"}
 
 
-class ReconciliationError(RuntimeError):
-    """The run's counts do not add up."""
+class ReconciliationError(ContractViolation):
+    """The run's counts do not add up (a retry of the manifest task reads the same counts)."""
 
 
 def build_manifest(
@@ -84,6 +85,7 @@ def build_manifest(
         raise ReconciliationError(
             f"campaign {plan.campaign.name!r} run {run_id!r} does not reconcile: "
             + "; ".join(problems)
+            + ". Clear the whole DAG run so that every task reruns from the same audience."
         )
     return {
         "campaign": plan.campaign.name,

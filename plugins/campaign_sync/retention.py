@@ -8,7 +8,7 @@ Staging and outputs hold raw PII, so runs are deleted once older than
   is expired only when both are older than the window, so a run still being written or rerun is
   never deleted under its tasks, and a run that wrote no manifest (failed, or cleared before the
   end) ages by its files.
-- **Kept for mirror:** each ``<dag_id>/deliveries/<group>/<destination>`` log names the run of
+- **Kept for mirror:** each ``<dag_id>/_delivery_log/<group>/<destination>`` log names the run of
   the last successful delivery of that group to that destination; mirror diffs the next run
   against that run's projected file. An expired run still named there is trimmed to those files
   (and its manifest, counts only) instead of deleted.
@@ -30,26 +30,26 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-# --- where runs keep their files: the only place this module knows the layout ---------------
-# Staging: <dag_id>/<run> per run (campaign_sync.staging.run_prefix), beside per-DAG state
-# folders that are not runs.
-_STATE_FOLDERS = frozenset({"deliveries"})  # platforms.sync.DeliveryLog
-_DELIVERY_LOG = "log.json"
+from campaign_sync.layout import RunLayout
+
+# --- where runs keep their files: campaign_sync.layout.RunLayout ------------------------------
+# Staging: <dag_id>/<run> per run, beside per-DAG state folders that are not runs.
+_STATE_FOLDERS = frozenset({RunLayout.DELIVERY_LOG_FOLDER})  # platforms.sync.DeliveryLog
 
 
 def _manifest_rel(run_rel: str) -> str:
-    from campaign_sync.operators.manifest import MANIFEST_FILE
-
-    return f"{run_rel}/history/{MANIFEST_FILE}"
-
-
-def _delivery_logs_rel(dag_folder: str) -> str:
-    return f"{dag_folder}/deliveries"
+    dag_root, run_folder = run_rel.split("/", 1)
+    return RunLayout.of_folder(dag_root, run_folder).manifest
 
 
-def _mirror_baseline_rel(run_rel: str, group_id: str, destination: str) -> str:
-    # What AudienceExportOperator reads as the previous delivery.
-    return f"{run_rel}/groups/{group_id}/destinations/{destination}.parquet"
+def _mirror_keep_for(dag_root: str, log_rel: str, run_id: str) -> tuple[str, str] | None:
+    """(run folder, file mirror diffs against) named by one delivery log, if it is one."""
+    parts = log_rel.split("/")
+    # <dag_root>/_delivery_log/<group>/<destination>/log.json
+    if len(parts) != 5 or parts[-1] != RunLayout.DELIVERY_LOG_FILE:
+        return None
+    layout = RunLayout.of_folder(dag_root, RunLayout.run_folder(run_id))
+    return layout.folder, layout.projected(parts[2], parts[3])
 
 
 # Outputs: <output root>/<folder>/<dag_id>/<run>/... with the default file template (dry-run
@@ -208,16 +208,13 @@ def _output_locations(manifest: dict[str, Any] | None) -> set[str]:
 def _mirror_keep(tree: _Tree, dag_folder: str) -> dict[str, set[str]]:
     """Per run folder, the files the last successful deliveries of ``dag_folder`` point to."""
     keep: dict[str, set[str]] = {}
-    logs_rel = _delivery_logs_rel(dag_folder)
-    for rel in tree.files(logs_rel):
-        parts = rel.split("/")
-        # <dag>/deliveries/<group_id>/<destination>/log.json
-        if len(parts) != 5 or parts[-1] != _DELIVERY_LOG:
-            continue
-        log = tree.read_json(rel) or {}
-        current = log.get("current")
+    for rel in tree.files(RunLayout.delivery_logs(dag_folder)):
+        log = tree.read_json(rel) if rel.endswith(RunLayout.DELIVERY_LOG_FILE) else None
+        current = (log or {}).get("current")
         if isinstance(current, str) and current:
-            keep.setdefault(current, set()).add(_mirror_baseline_rel(current, parts[2], parts[3]))
+            found = _mirror_keep_for(dag_folder, rel, current)
+            if found:
+                keep.setdefault(found[0], set()).add(found[1])
     return keep
 
 

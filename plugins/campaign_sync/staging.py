@@ -1,8 +1,8 @@
 """Staging area for a run's files: a local folder or an object store (via ObjectStoragePath).
 
-Files are keyed by dag_id and run id, so a rerun replaces its own files and never touches another
-run's. Tasks always work on local files; for an object-store root they are uploaded and
-downloaded here, so data crosses XCom only as relative paths.
+Where each file goes is ``campaign_sync.layout``'s business. Tasks always work on local files;
+for an object-store root they are uploaded and downloaded here, so data crosses XCom only as
+relative paths.
 """
 
 from __future__ import annotations
@@ -16,14 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from campaign_sync.destinations.templating import unique_segment
-
 _REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "abfs://", "az://", "file://")
-
-
-def run_prefix(dag_id: str, run_id: str) -> str:
-    """Relative folder of one DAG run's files (one folder per distinct run id)."""
-    return f"{unique_segment(dag_id)}/{unique_segment(run_id)}"
 
 
 class Staging:

@@ -9,7 +9,6 @@ complete, so a caller can upload and delete it before the next one is written.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import math
 import os
@@ -26,21 +25,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from campaign_sync.destinations.file_drop import extension
+from campaign_sync.digests import file_sha256
+
 INTERNAL_PREFIX = "__"  # staged bookkeeping columns, never delivered
-FORMATS = ("csv", "parquet", "jsonl")
-COMPRESSIONS = ("none", "gzip")
-_HASH_CHUNK = 1024 * 1024
-
-
-def extension(fmt: str, compression: str = "none") -> str:
-    """File extension for a format and compression, e.g. ``csv.gz``."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unsupported file format {fmt!r}")
-    if compression not in COMPRESSIONS:
-        raise ValueError(f"unsupported compression {compression!r}")
-    if fmt == "parquet" and compression != "none":
-        raise ValueError("Parquet files are compressed internally; gzip applies to csv and jsonl")
-    return f"{fmt}.gz" if compression == "gzip" else fmt
 
 
 def expected_files(rows: int, max_rows_per_file: int | None) -> int:
@@ -147,18 +135,10 @@ def _open_writer(
     return _JsonLinesWriter(path, schema, gz)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def delivered_columns(source: Path) -> list[str]:
+def delivered_columns(source: Path | pq.ParquetFile) -> list[str]:
     """The columns of a staged file that are delivered (internal ``__`` columns dropped)."""
-    names = pq.ParquetFile(source).schema_arrow.names
-    return [n for n in names if not n.startswith(INTERNAL_PREFIX)]
+    parquet = source if isinstance(source, pq.ParquetFile) else pq.ParquetFile(source)
+    return [n for n in parquet.schema_arrow.names if not n.startswith(INTERNAL_PREFIX)]
 
 
 def write_files(
@@ -185,7 +165,7 @@ def write_files(
         raise ValueError("max_rows_per_file must be at least 1")
     # pre_buffer would read ahead whole column chunks (over 100 MB for a large file).
     parquet = pq.ParquetFile(source, pre_buffer=False)
-    columns = [n for n in parquet.schema_arrow.names if not n.startswith(INTERNAL_PREFIX)]
+    columns = delivered_columns(parquet)
     schema = pa.schema([parquet.schema_arrow.field(n) for n in columns])
     folder.mkdir(parents=True, exist_ok=True)
     limit = max_rows_per_file or math.inf
@@ -206,7 +186,7 @@ def write_files(
         assert writer is not None and path is not None
         writer.close()
         writer = None
-        return WrittenFile(number, path, rows_in_file, path.stat().st_size, _sha256(path))
+        return WrittenFile(number, path, rows_in_file, path.stat().st_size, file_sha256(path))
 
     try:
         for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):

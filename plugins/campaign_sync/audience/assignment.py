@@ -7,15 +7,13 @@ audience moves nobody. The SQL form (DuckDB) and the Python form agree bit for b
 
 from __future__ import annotations
 
-import hashlib
-
+from campaign_sync.digests import sha256_int
 from campaign_sync.plan import BUCKETS, CampaignPlan
 
 
 def bucket(salt: str, customer_id: str) -> int:
     """Bucket in [0, 10000) of one customer (reference implementation)."""
-    digest = hashlib.sha256(f"{salt}:{customer_id}".encode()).hexdigest()
-    return int(digest[:15], 16) % BUCKETS
+    return sha256_int(f"{salt}:{customer_id}") % BUCKETS
 
 
 def bucket_sql(salt_param: str, customer_id_expr: str) -> str:

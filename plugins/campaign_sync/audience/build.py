@@ -1,12 +1,13 @@
 """Build a run's audience: stream the pushdown query to staging, check it, assign groups.
 
-The staged audience is a Parquet folder partitioned by group index (``__g=<i>``), so each
-group's projection reads only its own rows.
+The staged audience is a Parquet folder partitioned by group index (``RunLayout.audience``), so
+each group's projection reads only its own rows.
 """
 
 from __future__ import annotations
 
 import tempfile
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,14 @@ from campaign_sync import duck
 from campaign_sync.audience.assignment import bucket_sql, group_index_sql
 from campaign_sync.audience.query import CUSTOMER_ID, audience_query, flag_column
 from campaign_sync.audience.source import stream_to_parquet
+from campaign_sync.failures import PermanentError
+from campaign_sync.layout import RunLayout
 from campaign_sync.plan import CampaignPlan
 from campaign_sync.staging import Staging
 
 
-class AudienceError(ValueError):
-    """The source's audience breaks a rule the campaign depends on."""
+class AudienceError(PermanentError, ValueError):
+    """The source's audience breaks a rule the campaign depends on (retrying cannot help)."""
 
 
 @dataclass(frozen=True)
@@ -59,19 +62,22 @@ def build_audience(
     plan: CampaignPlan,
     hook: Any,
     staging: Staging,
-    run_rel: str,
+    layout: RunLayout,
     *,
     batch_rows: int,
     memory_limit: str,
 ) -> AudienceSummary:
-    """Run the audience query on ``hook`` and stage the assigned audience under ``run_rel``."""
+    """Run the audience query on ``hook`` and stage the assigned audience at
+    ``layout.audience``."""
     campaign = plan.campaign
     n_subs = len(campaign.sub_audiences)
-    with tempfile.TemporaryDirectory(prefix="campaign_sync_audience_") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="campaign_sync_audience_") as tmp,
+        closing(duck.connect(Path(tmp), memory_limit)) as con,
+    ):
         work = Path(tmp)
         raw = work / "raw.parquet"
         source_rows = stream_to_parquet(hook, audience_query(plan), raw, batch_rows)
-        con = duck.connect(work, memory_limit)
         raw_sql = f"read_parquet({duck.literal(str(raw))})"
         matched_none = " AND ".join(f"{flag_column(i)} = 0" for i in range(n_subs))
         with_id, distinct_ids, unmatched = con.execute(
@@ -92,18 +98,18 @@ def build_audience(
             f" AS __bucket FROM {raw_sql} WHERE {CUSTOMER_ID} IS NOT NULL)"
         )
         members = f"({_membership_sql(plan, keyed)})"
+        g = layout.AUDIENCE_PARTITION
         assigned = (
-            f"SELECT {keep}, {group_index_sql(plan, '__sub', '__bucket')} AS __g FROM {members}"
+            f"SELECT {keep}, {group_index_sql(plan, '__sub', '__bucket')} AS {g} FROM {members}"
         )
-        rel = f"{run_rel}/audience"
-        with staging.write_dir(rel) as out:
+        with staging.write_dir(layout.audience) as out:
             con.execute(
-                f"COPY (SELECT * FROM ({assigned}) WHERE __g IS NOT NULL) TO "
-                f"{duck.literal(str(out))} (FORMAT parquet, PARTITION_BY (__g))"
+                f"COPY (SELECT * FROM ({assigned}) WHERE {g} IS NOT NULL) TO "
+                f"{duck.literal(str(out))} (FORMAT parquet, PARTITION_BY ({g}))"
             )
             # Every group gets a folder, even an empty one, so its projection reads a schema.
             for index in range(len(plan.groups)):
-                part = out / f"__g={index}"
+                part = out / layout.partition_name(index)
                 if not part.exists():
                     part.mkdir()
                     con.execute(
@@ -112,15 +118,14 @@ def build_audience(
                     )
             counts = dict(
                 con.execute(
-                    f"SELECT __g, count(*) FROM read_parquet({duck.parquet_glob(out)},"
-                    " hive_partitioning = true) GROUP BY __g"
+                    f"SELECT {g}, count(*) FROM read_parquet({duck.parquet_glob(out)},"
+                    f" hive_partitioning = true) GROUP BY {g}"
                 ).fetchall()
                 if duck.has_parquet(out)
                 else []
             )
-        con.close()
     return AudienceSummary(
-        audience_path=rel,
+        audience_path=layout.audience,
         source_rows=source_rows,
         audience_size=with_id,
         rows_without_customer_id=source_rows - with_id,

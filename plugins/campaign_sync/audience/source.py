@@ -15,9 +15,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from campaign_sync.failures import PermanentError
 
-class SourceError(RuntimeError):
-    """The source returned data that cannot be staged."""
+
+class SourceError(PermanentError, RuntimeError):
+    """The source returned data that cannot be staged (the campaign's SQL must change)."""
 
 
 @contextmanager

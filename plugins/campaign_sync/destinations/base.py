@@ -40,7 +40,7 @@ class DestinationType:
     ``attributes`` lists the attribute names the destination accepts. With ``open_attributes``
     any other name is accepted too and prepared with ``extra_rule``. ``exactly_one_of`` and
     ``at_least_one_of`` constrain which attributes a campaign maps. ``exporter`` is the import path
-    of the export operator, or None while only dry-run delivery exists for the type.
+    of the export operator.
     """
 
     name: str
@@ -51,7 +51,7 @@ class DestinationType:
     exactly_one_of: frozenset[str] = frozenset()
     at_least_one_of: frozenset[str] = frozenset()
     options_model: type[BaseModel] = NoOptions
-    exporter: str | None = None
+    exporter: str = field(kw_only=True)
 
     def rule_for(self, attribute: str) -> AttributeRule:
         """The rule applied to ``attribute`` (assumes ``check_attributes`` accepted it)."""
@@ -96,7 +96,7 @@ class DestinationType:
 
 
 def open_storage_type(
-    name: str, label: str, options_model: type[BaseModel], exporter: str | None = None
+    name: str, label: str, options_model: type[BaseModel], exporter: str
 ) -> DestinationType:
     """A file-drop destination: any attribute, values sent as they are in the source."""
     return DestinationType(

@@ -20,6 +20,19 @@ FILE_DROP_TEMPLATE = (
     "{dag_id}/{run_id}/{sub_audience}/{treatment_group}/{destination}_{file_number}.{ext}"
 )
 RUN_PLACEHOLDERS = ("{run_id}", "{run_date}")
+FORMATS = ("csv", "parquet", "jsonl")
+COMPRESSIONS = ("none", "gzip")
+
+
+def extension(fmt: str, compression: str = "none") -> str:
+    """File extension for a format and compression, e.g. ``csv.gz``."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unsupported file format {fmt!r}")
+    if compression not in COMPRESSIONS:
+        raise ValueError(f"unsupported compression {compression!r}")
+    if fmt == "parquet" and compression != "none":
+        raise ValueError("Parquet files are compressed internally; gzip applies to csv and jsonl")
+    return f"{fmt}.gz" if compression == "gzip" else fmt
 
 
 def _segments(path: str) -> list[str]:
@@ -117,7 +130,7 @@ class FileDropOptions(BaseModel):
     @property
     def extension(self) -> str:
         """The ``{ext}`` placeholder's value, e.g. ``csv.gz``."""
-        return f"{self.format}.gz" if self.compression == "gzip" else self.format
+        return extension(self.format, self.compression)
 
 
 def no_parent_segments(value: str) -> str:

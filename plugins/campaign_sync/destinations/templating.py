@@ -6,11 +6,11 @@ A template is checked when the campaign loads, so a path that would escape its f
 
 from __future__ import annotations
 
-import hashlib
 import re
 import string
 from collections.abc import Mapping
 
+from campaign_sync.digests import sha256_prefix
 from campaign_sync.spec.echo import short
 
 PLACEHOLDERS = frozenset(
@@ -72,7 +72,7 @@ def unique_segment(value: str) -> str:
     """``path_safe``, plus a short hash when cleaning changed the value, so that distinct ids
     (``nightly:1``, ``nightly+1``) never share a path."""
     safe = path_safe(value)
-    return safe if safe == value else f"{safe}-{hashlib.sha256(value.encode()).hexdigest()[:10]}"
+    return safe if safe == value else f"{safe}-{sha256_prefix(value, 10)}"
 
 
 def render(template: str, values: Mapping[str, str | int]) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 from airflow.sdk import BaseHook
 
 from campaign_sync import config
+from campaign_sync.failures import PermanentError
 from campaign_sync.operators.base import CampaignTaskOperator
 
 
@@ -22,15 +23,16 @@ class BuildAudienceOperator(CampaignTaskOperator):
         source = self.plan.campaign.source
         hook = BaseHook.get_hook(source.conn_id)
         if not hasattr(hook, "get_conn") or not hasattr(hook, "get_records"):
-            raise TypeError(
+            raise PermanentError(
                 f"campaign {self.plan.campaign.name!r}: source.conn_id {source.conn_id!r} is a "
-                f"{type(hook).__name__}, not a SQL database connection"
+                f"{type(hook).__name__}, not a SQL database connection; point it at the"
+                " warehouse's Airflow connection"
             )
         summary = build_audience(
             self.plan,
             hook,
             self.staging(),
-            self.run_rel(context),
+            self.layout(context),
             batch_rows=config.batch_rows(),
             memory_limit=config.duckdb_memory_limit(),
         )

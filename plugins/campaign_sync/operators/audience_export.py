@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import posixpath
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,18 +12,20 @@ from typing import Any, ClassVar
 from campaign_sync import config
 from campaign_sync.destinations import REGISTRY
 from campaign_sync.destinations.templating import render_name
+from campaign_sync.digests import file_sha256, sha256_int
+from campaign_sync.layout import RunLayout
 from campaign_sync.operators.export import ExportOperator
 from campaign_sync.staging import Staging
 
 
 @contextmanager
-def _open_baseline(staging: Staging, folder: str | None, destination: str) -> Iterator[Path | None]:
-    """The earlier delivery's projected file for ``destination``, if there is one."""
-    if folder is None:
+def _open_baseline(staging: Staging, rel: str | None) -> Iterator[Path | None]:
+    """The earlier delivery's projected file at ``rel``, if there is one."""
+    if rel is None:
         yield None
         return
-    with staging.read_dir(folder) as local:
-        path = local / f"{destination}.parquet"
+    with staging.read_dir(posixpath.dirname(rel)) as local:
+        path = local / posixpath.basename(rel)
         yield path if path.exists() else None
 
 
@@ -47,7 +49,7 @@ class AudienceExportOperator(ExportOperator):
 
     def deliver(self, source: Path, context: Any) -> dict[str, Any]:
         """Sync the audience; return rows now in it and what was sent."""
-        from campaign_sync.platforms.batches import fingerprint, iter_batches
+        from campaign_sync.platforms.batches import iter_batches
         from campaign_sync.platforms.checkpoint import Checkpoint
         from campaign_sync.platforms.sync import DeliveryLog, plan_sync
 
@@ -56,12 +58,12 @@ class AudienceExportOperator(ExportOperator):
         mode = options.sync_mode
         hook = self.hook_class(self.conn_id)
         staging = self.staging()
-        run_rel = self.run_rel(context)
-        deliveries = DeliveryLog(staging, self.plan.dag_id, self.group_id, self.destination)
+        layout = self.layout(context)
+        deliveries = DeliveryLog(staging, layout.delivery_log(self.group_id, self.destination))
         checkpoint = Checkpoint(
             staging,
-            f"{run_rel}/checkpoints/{self.group_id}/{self.destination}",
-            inputs=f"{mode}:{fingerprint(source)}",
+            layout.checkpoint(self.group_id, self.destination),
+            inputs=f"{mode}:{file_sha256(source)}",
         )
         name = render_name(options.audience_name, self.template_values(context, ""))
         audience_id = checkpoint.get("audience_id")
@@ -84,14 +86,16 @@ class AudienceExportOperator(ExportOperator):
         with tempfile.TemporaryDirectory(prefix="campaign_sync_sync_") as tmp:
             baseline = None
             if mode == "mirror":
-                previous_rel = deliveries.baseline_for(run_rel)
-                if previous_rel is not None:
-                    baseline = f"{previous_rel}/groups/{self.group_id}/destinations"
+                previous_run = deliveries.baseline_for(layout.run_id)
+                if previous_run is not None:
+                    baseline = RunLayout(self.plan.dag_id, previous_run).projected(
+                        self.group_id, self.destination
+                    )
             # Mirror removes by the attributes that identify a member on the platform.
             mapped = list(dest.attributes.values())
             dtype = REGISTRY[dest.type]
             identity = dtype.row_required(mapped) + dtype.row_any_of(mapped)
-            with _open_baseline(staging, baseline, self.destination) as previous:
+            with _open_baseline(staging, baseline) as previous:
                 plan = plan_sync(
                     mode, source, previous, Path(tmp), config.duckdb_memory_limit(), identity
                 )
@@ -106,7 +110,7 @@ class AudienceExportOperator(ExportOperator):
                         "%s -> %s: nothing to replace with (0 rows); the audience is unchanged",
                         self.group_id, self.destination,
                     )  # fmt: skip
-                session_id = self._session_id(run_rel, checkpoint.inputs)
+                session_id = self._session_id(layout.folder, checkpoint.inputs)
                 for (number, rows), last in _with_last(iter_batches(plan.adds, **batches)):
                     send(
                         f"replace:{number}",
@@ -120,7 +124,7 @@ class AudienceExportOperator(ExportOperator):
                     send("clear", lambda: self._cleared(hook, audience_id))
                 for number, rows in iter_batches(plan.adds, **batches):
                     send(f"add:{number}", lambda r=rows: hook.add(audience_id, r))
-        deliveries.record(run_rel)
+        deliveries.record(layout.run_id)
         self.log.info(
             "%s -> %s (%s, %s mode): %d added, %d removed, %d batches sent, %d resumed, "
             "%d reported invalid by the platform",
@@ -155,5 +159,4 @@ class AudienceExportOperator(ExportOperator):
     def _session_id(self, run_rel: str, inputs: str) -> int:
         # Stable per run, group, destination and rows: a resumed replace continues the same
         # session, a re-projected run (other rows) starts a new one.
-        key = f"{run_rel}/{self.group_id}/{self.destination}/{inputs}".encode()
-        return int(hashlib.sha256(key).hexdigest()[:15], 16)
+        return sha256_int(f"{run_rel}/{self.group_id}/{self.destination}/{inputs}")

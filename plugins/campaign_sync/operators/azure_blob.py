@@ -48,17 +48,3 @@ class AzureBlobExportOperator(FileDropExportOperator):
         hook = self._hook()
         for name in names:
             hook.delete_file(opts.container, name, ignore_if_missing=True)
-
-    def is_permanent(self, exc: BaseException) -> bool:
-        """Authentication, missing container and permission errors."""
-        from azure.core.exceptions import (
-            ClientAuthenticationError,
-            HttpResponseError,
-            ResourceNotFoundError,
-        )
-
-        if isinstance(exc, ClientAuthenticationError | ResourceNotFoundError):
-            return True
-        if isinstance(exc, HttpResponseError) and exc.status_code in (400, 401, 403, 404):
-            return True
-        return super().is_permanent(exc) or isinstance(exc, ValueError)

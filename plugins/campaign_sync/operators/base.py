@@ -1,4 +1,4 @@
-"""What every campaign task shares: its plan, its staging area and its run's folder."""
+"""What every campaign task shares: its plan, its staging area and its run's layout."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from campaign_sync import config
+from campaign_sync.layout import RunLayout
 from campaign_sync.plan import CampaignPlan
-from campaign_sync.staging import Staging, run_prefix
+from campaign_sync.staging import Staging
 
 
 class CampaignTaskOperator(BaseOperator):
@@ -25,6 +26,6 @@ class CampaignTaskOperator(BaseOperator):
         """The deployment's staging area."""
         return Staging(config.staging_root())
 
-    def run_rel(self, context: Any) -> str:
-        """This run's folder inside staging."""
-        return run_prefix(self.plan.dag_id, context["run_id"])
+    def layout(self, context: Any) -> RunLayout:
+        """Where this run's files are in staging."""
+        return RunLayout(self.plan.dag_id, context["run_id"])

@@ -9,6 +9,8 @@ from typing import Any
 from campaign_sync import config
 from campaign_sync.destinations.local import LocalOptions
 from campaign_sync.destinations.templating import render
+from campaign_sync.failures import ContractViolation, checked_options
+from campaign_sync.layout import RunLayout
 from campaign_sync.operators.base import CampaignTaskOperator
 
 DRY_RUN_FOLDER = "dry_run"
@@ -39,13 +41,17 @@ class ExportOperator(CampaignTaskOperator):
 
     def projected(self, context: Any) -> dict[str, Any]:
         """This destination's entry in the group's projection output."""
-        output = context["ti"].xcom_pull(task_ids=f"{self.group_id}.project")
+        output = context["ti"].xcom_pull(task_ids=RunLayout.project_task_id(self.group_id))
         if not output or self.destination not in output["destinations"]:
-            raise RuntimeError(
+            raise ContractViolation(
                 f"campaign {self.plan.campaign.name!r}: no projected rows for destination "
                 f"{self.destination!r} in group {self.group_id!r}; rerun the group's project task"
             )
         return output["destinations"][self.destination]
+
+    def who(self) -> str:
+        """The campaign and destination this task delivers, for messages."""
+        return f"campaign {self.plan.campaign.name!r}, destination {self.destination!r}"
 
     def template_values(self, context: Any, ext: str) -> dict[str, str | int]:
         """Values for output-name templates."""
@@ -66,13 +72,14 @@ class ExportOperator(CampaignTaskOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         """Deliver the projected rows; returns rows sent and where they went."""
         projected = self.projected(context)
-        with self.staging().read_dir(str(Path(projected["path"]).parent)) as folder:
-            result = self.deliver(folder / Path(projected["path"]).name, context)
+        path = Path(self.layout(context).projected(self.group_id, self.destination))
+        with self.staging().read_dir(str(path.parent)) as folder:
+            result = self.deliver(folder / path.name, context)
         if result["rows_sent"] != projected["rows"]:
-            raise RuntimeError(
+            raise ContractViolation(
                 f"campaign {self.plan.campaign.name!r}: destination {self.destination!r} in "
                 f"{self.group_id!r} sent {result['rows_sent']} rows of {projected['rows']}"
-                " projected"
+                " projected; the exporter lost or added rows (a bug: report it with this log)"
             )
         self.log.info(
             "%s -> %s: %d rows delivered", self.group_id, self.destination, result["rows_sent"]
@@ -98,7 +105,7 @@ class LocalExportOperator(ExportOperator):
         opts = (
             LocalOptions(path=DRY_RUN_FOLDER)
             if self.dry_run
-            else LocalOptions.model_validate(self.options)
+            else checked_options(LocalOptions, self.options, self.who())
         )
         folder = Path(opts.path)
         if not folder.is_absolute():

@@ -28,13 +28,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from airflow.sdk.exceptions import AirflowFailException
-
 from campaign_sync import config
 from campaign_sync.destinations.file_drop import FileDropOptions
 from campaign_sync.destinations.templating import render
+from campaign_sync.failures import PermanentError, checked_options, storage_error_is_permanent
 from campaign_sync.operators.export import ExportOperator
-from campaign_sync.spec.ids import slug
 
 RECORD_FILE = "objects.json"
 LARGE_FILE_CHUNK = 8 * 1024 * 1024  # GCS resumable chunk (a multiple of 256 KiB)
@@ -52,7 +50,7 @@ class StorageDeliveryError(RuntimeError):
     """A delivery failed for a reason that may pass (server down, network): Airflow retries."""
 
 
-class StorageConfigError(AirflowFailException):
+class StorageConfigError(PermanentError):
     """A delivery cannot succeed as configured (credentials, missing bucket or folder,
     permissions): the task fails without retrying."""
 
@@ -93,10 +91,6 @@ class FileDropExportOperator(ExportOperator):
     def delete(self, opts: Any, names: list[str]) -> None:
         """Delete objects; a missing one is fine."""
 
-    def is_permanent(self, exc: BaseException) -> bool:
-        """Whether retrying cannot help (credentials, missing target, permissions)."""
-        return isinstance(exc, PermissionError | FileNotFoundError)
-
     # --- the delivery ----------------------------------------------------------------------------
 
     def template_values(self, context: Any, ext: str) -> dict[str, str | int]:
@@ -122,10 +116,7 @@ class FileDropExportOperator(ExportOperator):
         return posixpath.join(posixpath.dirname(first), render(opts.success_marker, values))
 
     def _who(self) -> str:
-        return (
-            f"campaign {self.plan.campaign.name!r}, destination {self.destination!r}"
-            f" ({self.label}, connection {self.conn_id!r})"
-        )
+        return f"{self.who()} ({self.label}, connection {self.conn_id!r})"
 
     def _first_names(self, opts: FileDropOptions, values: dict[str, str | int]) -> set[str]:
         first = self._names(opts, values, 1)[0]
@@ -153,7 +144,7 @@ class FileDropExportOperator(ExportOperator):
                 )
 
     def _record_rel(self, context: Any) -> str:
-        return f"{self.run_rel(context)}/deliveries/{self.group_id}/{slug(self.destination)}"
+        return self.layout(context).upload_record(self.group_id, self.destination)
 
     def _read_record(self, context: Any, target: str) -> list[str]:
         with self.staging().read_dir(self._record_rel(context)) as folder:
@@ -188,7 +179,7 @@ class FileDropExportOperator(ExportOperator):
 
         from campaign_sync.writers import expected_files, write_files
 
-        opts = self.options_model.model_validate(self.options)
+        opts = checked_options(self.options_model, self.options, self._who())
         target = self.target_id(opts)
         values = self.template_values(context, opts.extension)
         rows = pq.ParquetFile(source).metadata.num_rows
@@ -260,7 +251,7 @@ class FileDropExportOperator(ExportOperator):
         except (StorageConfigError, StorageDeliveryError):
             raise
         except Exception as exc:
-            kind = StorageConfigError if self.is_permanent(exc) else StorageDeliveryError
+            kind = StorageConfigError if storage_error_is_permanent(exc) else StorageDeliveryError
             raise kind(
                 f"{self._who()}: could not {step} at {target}:"
                 f" {type(exc).__name__}: {_first_line(exc)}"

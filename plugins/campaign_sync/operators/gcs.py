@@ -47,21 +47,3 @@ class GCSExportOperator(FileDropExportOperator):
         hook = self._hook()
         for name in names:
             hook.delete_if_exists(opts.bucket, name)
-
-    def is_permanent(self, exc: BaseException) -> bool:
-        """Credentials, missing bucket and permission errors."""
-        from airflow.sdk.exceptions import AirflowException
-        from google.api_core.exceptions import BadRequest, Forbidden, NotFound, Unauthorized
-        from google.auth.exceptions import DefaultCredentialsError, RefreshError
-
-        permanent = (
-            NotFound,
-            Forbidden,
-            Unauthorized,
-            BadRequest,
-            DefaultCredentialsError,
-            RefreshError,
-            # The hook's own errors are about its connection: "Invalid key JSON.", a P12 key.
-            AirflowException,
-        )
-        return isinstance(exc, permanent) or super().is_permanent(exc)

@@ -25,8 +25,7 @@ class ProjectAttributesOperator(CampaignTaskOperator):
             self.plan,
             self.plan.group(self.group_id),
             self.staging(),
-            self.run_rel(context),
-            run_id=context["run_id"],
+            self.layout(context),
             memory_limit=config.duckdb_memory_limit(),
         )
         for name, dest in output.destinations.items():

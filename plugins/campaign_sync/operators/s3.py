@@ -42,23 +42,3 @@ class S3ExportOperator(FileDropExportOperator):
     def delete(self, opts: Any, names: list[str]) -> None:
         """``S3Hook.delete_objects`` (deleting a missing key succeeds in S3)."""
         self._hook().delete_objects(opts.bucket, names)
-
-    def is_permanent(self, exc: BaseException) -> bool:
-        """Credentials, missing bucket and access errors."""
-        from botocore.exceptions import ClientError, NoCredentialsError, PartialCredentialsError
-
-        if isinstance(exc, NoCredentialsError | PartialCredentialsError):
-            return True
-        text = str(exc)
-        if isinstance(exc, ClientError):
-            text = str(exc.response.get("Error", {}).get("Code", "")) + " " + text
-        permanent = (
-            "NoSuchBucket",
-            "AccessDenied",
-            "InvalidAccessKeyId",
-            "SignatureDoesNotMatch",
-            "InvalidBucketName",
-            "AllAccessDisabled",
-            "AuthorizationHeaderMalformed",
-        )
-        return any(code in text for code in permanent) or super().is_permanent(exc)

@@ -70,11 +70,3 @@ class SFTPExportOperator(FileDropExportOperator):
         hook = self._hook()
         for name in names:
             hook.remove_if_exists(self._path(opts, name))
-
-    def is_permanent(self, exc: BaseException) -> bool:
-        """Authentication, host key, missing folder and permission errors."""
-        from paramiko.ssh_exception import AuthenticationException, BadHostKeyException
-
-        return isinstance(
-            exc, AuthenticationException | BadHostKeyException
-        ) or super().is_permanent(exc)

@@ -6,7 +6,6 @@ retried or resumed export cuts exactly the same batches and a checkpoint can nam
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-INTERNAL_PREFIX = "__"
+from campaign_sync.writers import delivered_columns
 
 
 def _default_size(row: dict[str, Any]) -> int:
@@ -34,7 +33,7 @@ def iter_batches(
     Internal columns (``__`` prefix) are left out of the rows.
     """
     parquet = pq.ParquetFile(path)
-    columns = [n for n in parquet.schema_arrow.names if not n.startswith(INTERNAL_PREFIX)]
+    columns = delivered_columns(parquet)
     batch: list[dict[str, Any]] = []
     size = 0
     number = 0
@@ -49,12 +48,3 @@ def iter_batches(
             size += row_size
     if batch:
         yield number + 1, batch
-
-
-def fingerprint(path: Path) -> str:
-    """SHA-256 of a file's bytes: identifies the exact rows a checkpoint refers to."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from campaign_sync import duck
+from campaign_sync.layout import RunLayout
 from campaign_sync.staging import Staging
 
 SYNC_MODES = ("add", "mirror", "replace")
@@ -35,35 +36,34 @@ class SyncPlan:
 class DeliveryLog:
     """Which run last delivered a group to a destination, and the one before it.
 
-    Kept at ``<dag_id>/deliveries/<group_id>/<destination>.json`` in staging; an export of run
-    R mirrors against the latest delivery from a run other than R, so retries of R diff against
-    the same baseline.
+    Kept in staging at ``rel`` (``RunLayout.delivery_log``); an export of run R mirrors against
+    the latest delivery from a run other than R, so retries of R diff against the same baseline.
     """
 
-    def __init__(self, staging: Staging, dag_id: str, group_id: str, destination: str) -> None:
+    def __init__(self, staging: Staging, rel: str) -> None:
         self.staging = staging
-        self.rel = f"{dag_id}/deliveries/{group_id}/{destination}"
+        self.rel = rel
 
     def _load(self) -> dict[str, Any]:
         with self.staging.read_dir(self.rel) as folder:
-            path = folder / "log.json"
+            path = folder / RunLayout.DELIVERY_LOG_FILE
             return json.loads(path.read_text()) if path.exists() else {}
 
-    def baseline_for(self, run_rel: str) -> str | None:
-        """Run folder of the last successful delivery before run ``run_rel``, if any."""
+    def baseline_for(self, run_id: str) -> str | None:
+        """Run id of the last successful delivery before run ``run_id``, if any."""
         log = self._load()
         current = log.get("current")
-        if current and current != run_rel:
+        if current and current != run_id:
             return current
         return log.get("previous")
 
-    def record(self, run_rel: str) -> None:
-        """Note that ``run_rel`` delivered successfully."""
+    def record(self, run_id: str) -> None:
+        """Note that run ``run_id`` delivered successfully."""
         log = self._load()
-        if log.get("current") != run_rel:
-            log = {"previous": log.get("current"), "current": run_rel}
+        if log.get("current") != run_id:
+            log = {"previous": log.get("current"), "current": run_id}
         with self.staging.write_dir(self.rel) as out:
-            (out / "log.json").write_text(json.dumps(log))
+            (out / RunLayout.DELIVERY_LOG_FILE).write_text(json.dumps(log))
 
 
 def plan_sync(

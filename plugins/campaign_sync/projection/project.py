@@ -9,18 +9,17 @@ with a reason. A control group writes only its members to the recipients history
 from __future__ import annotations
 
 import tempfile
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from campaign_sync import duck
 from campaign_sync.destinations import REGISTRY, AttributeRule
+from campaign_sync.layout import RunLayout
 from campaign_sync.plan import CampaignPlan, GroupPlan
 from campaign_sync.projection import normalize
 from campaign_sync.staging import Staging
-
-RECIPIENTS_FILE = "recipients.parquet"
-REJECTED_FILE = "rejected.parquet"
 
 
 @dataclass(frozen=True)
@@ -159,9 +158,8 @@ def project_group(
     plan: CampaignPlan,
     group: GroupPlan,
     staging: Staging,
-    run_rel: str,
+    layout: RunLayout,
     *,
-    run_id: str,
     memory_limit: str,
 ) -> GroupOutput:
     """Project ``group``'s staged audience rows for each of its destinations."""
@@ -169,29 +167,29 @@ def project_group(
     source = plan.campaign.source
     columns = _Columns(source.phone_country_code, source.customer_id)
     specs = [_destination_spec(plan, d, columns) for d in group.destinations]
-    out_rel = f"{run_rel}/groups/{group.group_id}"
+    out_rel = layout.group(group.group_id)
     history = ", ".join(
         f"{duck.literal(v)} AS {k}"
         for k, v in (
             ("campaign", plan.campaign.name),
             ("dag_id", plan.dag_id),
-            ("run_id", run_id),
+            ("run_id", layout.run_id),
             ("sub_audience", group.sub_audience),
             ("treatment_group", group.treatment_group),
         )
     )
     outputs: dict[str, DestinationOutput] = {}
     with (
-        staging.read_dir(f"{run_rel}/audience/__g={index}") as group_dir,
+        staging.read_dir(layout.audience_partition(index)) as group_dir,
         tempfile.TemporaryDirectory(prefix="campaign_sync_project_") as tmp,
+        closing(duck.connect(Path(tmp), memory_limit)) as con,
         staging.write_dir(out_rel) as out,
     ):
-        con = duck.connect(Path(tmp), memory_limit)
         con.execute(
             f"CREATE VIEW members AS SELECT * FROM read_parquet({duck.parquet_glob(group_dir)})"
         )
         members = con.execute("SELECT count(*) FROM members").fetchone()[0]
-        recipients = duck.literal(str(out / RECIPIENTS_FILE))
+        recipients = duck.literal(str(out / layout.RECIPIENTS_FILE))
         if not specs:
             con.execute(
                 f"COPY (SELECT __customer_id AS customer_id, {history},"
@@ -207,10 +205,10 @@ def project_group(
                 " (FORMAT parquet)"
             )
             con.execute(f"CREATE VIEW norm AS SELECT * FROM read_parquet({normalized})")
-            (out / "destinations").mkdir()
             rejected_parts, history_parts = [], []
             for spec in specs:
-                file_rel = f"destinations/{spec.name}.parquet"
+                file_rel = layout.projected_name(spec.name)
+                (out / file_rel).parent.mkdir(exist_ok=True)
                 rows, reasons, cleared = _write_destination(con, spec, out / file_rel)
                 name = duck.literal(spec.name)
                 rejected_parts.append(
@@ -222,7 +220,7 @@ def project_group(
                     f" {name} AS destination FROM read_parquet({duck.literal(str(out / file_rel))})"
                 )
                 outputs[spec.name] = DestinationOutput(
-                    path=f"{out_rel}/{file_rel}",
+                    path=layout.projected(group.group_id, spec.name),
                     rows=rows,
                     rejected=sum(reasons.values()),
                     rejected_by_reason=reasons,
@@ -230,12 +228,11 @@ def project_group(
                 )
             con.execute(
                 f"COPY ({' UNION ALL '.join(rejected_parts)}) TO "
-                f"{duck.literal(str(out / REJECTED_FILE))} (FORMAT parquet)"
+                f"{duck.literal(str(out / layout.REJECTED_FILE))} (FORMAT parquet)"
             )
             con.execute(
                 f"COPY ({' UNION ALL '.join(history_parts)}) TO {recipients} (FORMAT parquet)"
             )
-        con.close()
     return GroupOutput(
         group_id=group.group_id,
         sub_audience=group.sub_audience,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from campaign_sync.destinations import REGISTRY
+from campaign_sync.layout import RunLayout
 from campaign_sync.spec.echo import ECHO_LIMIT, clip, short
 from campaign_sync.spec.ids import (
     MAINTENANCE_DAG_ID,
@@ -16,7 +17,6 @@ from campaign_sync.spec.ids import (
     dag_id_for,
     group_id_for,
     slug,
-    task_id_for_destination,
 )
 from campaign_sync.spec.model import Campaign, Destination, TreatmentGroup
 
@@ -142,7 +142,7 @@ def _check_id_lengths(campaign: Campaign) -> list[Problem]:
                 )
                 continue
             for d_index, dest in enumerate(group.destinations):
-                tid = f"{gid}.{task_id_for_destination(dest)}"
+                tid = RunLayout.export_task_id(gid, dest)
                 if len(tid) > MAX_TASK_ID:
                     problems.append(
                         Problem(
@@ -167,7 +167,7 @@ def _check_destination_refs(campaign: Campaign) -> list[Problem]:
                     problems.append(
                         Problem(field, f"unknown destination {short(dest)} (declared: {known})")
                     )
-                tid = task_id_for_destination(dest)
+                tid = RunLayout.export_task(dest)
                 if tid in task_ids:
                     problems.append(
                         Problem(field, f"{short(dest)} clashes with {short(task_ids[tid])}")
@@ -198,15 +198,6 @@ def _check_destination(name: str, dest: Destination) -> list[Problem]:
             Problem(f"{base}.options.{p.field}" if p.field else f"{base}.options", p.message)
             for p in problems_from_validation(exc)
         ]
-    if not dest.dry_run:
-        if dtype.exporter is None:
-            problems.append(
-                Problem(
-                    f"{base}.dry_run",
-                    f"live delivery to {dtype.label} is not available in this version; "
-                    "set dry_run: true to write the payload to the output folder",
-                )
-            )
-        elif dest.conn_id is None and dtype.name != "local":
-            problems.append(Problem(f"{base}.conn_id", f"{dtype.label} needs an Airflow conn_id"))
+    if not dest.dry_run and dest.conn_id is None and dtype.name != "local":
+        problems.append(Problem(f"{base}.conn_id", f"{dtype.label} needs an Airflow conn_id"))
     return problems

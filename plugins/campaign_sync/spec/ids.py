@@ -24,8 +24,3 @@ def slug(name: str) -> str:
 def group_id_for(sub_audience: str, treatment_group: str) -> str:
     """Task group id of one (sub-audience, treatment group)."""
     return f"{slug(sub_audience)}__{slug(treatment_group)}"
-
-
-def task_id_for_destination(destination: str) -> str:
-    """Export task id of one destination inside its group."""
-    return f"export_{slug(destination)}"
