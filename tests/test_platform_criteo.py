@@ -7,7 +7,7 @@ import time
 
 import pytest
 from campaign_sync.hooks.criteo import CriteoHook
-from campaign_sync.operators.criteo import CriteoExportOperator
+from campaign_sync.operators.audience_export import PlatformExportOperator as CriteoExportOperator
 from campaign_sync.platforms.client import PlatformError
 from fakes.criteo import FakeCriteo
 from platform_support import one_group_plan, run_export, set_connection, sha
