@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from campaign_sync import config
 from campaign_sync.plan import CampaignPlan, build_plan
+from campaign_sync.platforms.clock import Clock
 from campaign_sync.spec.model import Campaign
 from campaign_sync.staging import run_prefix
 
@@ -87,3 +89,24 @@ def run_export(
     )
     context = {"run_id": run_id, "logical_date": datetime(2026, 11, 27, tzinfo=UTC)}
     return operator.deliver(source, context)
+
+
+class FakeClock(Clock):
+    """Time that jumps instead of passing: every wait of the kit is recorded and skipped."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+        self.slept: list[float] = []
+
+    def time(self) -> float:
+        """Wall time, moved on by every wait."""
+        return time.time() + self.offset
+
+    def monotonic(self) -> float:
+        """Monotonic time, moved on by every wait."""
+        return time.monotonic() + self.offset
+
+    def sleep(self, seconds: float) -> None:
+        """Record the wait and jump past it."""
+        self.slept.append(seconds)
+        self.offset += max(0.0, seconds)

@@ -42,10 +42,6 @@ class AttentiveHook(AudienceHook):
     rate_limits: ClassVar[list[tuple[int, float]]] = [(90, 1.0)]
     page_size: ClassVar[int] = 1000  # GET /v2/segments maximum
 
-    def headers(self) -> dict[str, str]:
-        """JSON both ways."""
-        return {"Content-Type": "application/json", "Accept": "application/json"}
-
     def classify(self, response: Any) -> Outcome:
         """429 waits out the per-second window; 401/403 fail with what to check."""
         status = response.status_code

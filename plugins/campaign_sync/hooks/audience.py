@@ -106,7 +106,8 @@ class AudienceHook(BaseHook):
         value = self.extra.get(name) or default
         if required and value in (None, ""):
             raise PermanentPlatformError(
-                f"connection {self.conn_id!r} has no {name!r} in its extra fields", kind="config"
+                f"{self.label}: connection {self.conn_id!r} has no {name!r} in its extra fields",
+                kind="config",
             )
         return value
 
@@ -114,7 +115,8 @@ class AudienceHook(BaseHook):
         """The API key or token (the connection's password)."""
         if not self.connection.password:
             raise PermanentPlatformError(
-                f"connection {self.conn_id!r} has no API key/token in its password", kind="config"
+                f"{self.label}: connection {self.conn_id!r} has no API key/token in its password",
+                kind="config",
             )
         return self.connection.password
 
@@ -122,7 +124,8 @@ class AudienceHook(BaseHook):
         """The connection's login (a client id)."""
         if not self.connection.login:
             raise PermanentPlatformError(
-                f"connection {self.conn_id!r} has no {self.form.login_label} in its login",
+                f"{self.label}: connection {self.conn_id!r} has no "
+                f"{self.form.login_label} in its login",
                 kind="config",
             )
         return self.connection.login
@@ -143,8 +146,8 @@ class AudienceHook(BaseHook):
         return BearerAuth(self.secret())
 
     def headers(self) -> dict[str, str]:
-        """Headers every call carries besides auth."""
-        return {"Content-Type": "application/json"}
+        """Headers every call carries besides auth (``json=`` bodies set their own type)."""
+        return {"Accept": "application/json"}
 
     def classify(self, response: Any) -> Outcome:
         """How to treat a response (platforms with their own limit signals override)."""
@@ -178,13 +181,17 @@ class AudienceHook(BaseHook):
         button); one attempt, so a wrong host answers at once."""
         try:
             self.client.max_attempts = 1
-            audiences, _ = self.audience_page(PROBE_NAME, None)
-            count = len(list(audiences))
+            message = self.probe()
         except (PlatformError, ValueError) as exc:
             return False, str(exc)
         finally:
             self.__dict__.pop("client", None)  # the next use gets the connection's attempts
-        return True, f"{self.label}: credentials accepted ({count} audiences on the first page)"
+        return True, f"{self.label}: {message}"
+
+    def probe(self) -> str:
+        """One cheap authenticated call (default: the first page of audiences)."""
+        audiences, _ = self.audience_page(PROBE_NAME, None)
+        return f"credentials accepted ({len(list(audiences))} audiences on the first page)"
 
     # --- connection form (provider metadata is generated from these) ------------------------
     @classmethod
@@ -221,18 +228,18 @@ class AudienceHook(BaseHook):
         the oldest wins)."""
         return find_or_create_audience(self, name)
 
-    @abstractmethod
     def audience_page(self, name: str, cursor: Any) -> Page[Audience]:
         """One page of audiences that may be called ``name`` (platforms filter by name where
         they can), and the cursor of the next page or None."""
+        raise TypeError(f"{self.hook_name} has no audiences to list")
 
     def audience_matches(self, audience: Audience, name: str) -> bool:
         """Whether ``audience`` is the one called ``name`` (exact match by default)."""
         return audience.name == name
 
-    @abstractmethod
     def create_audience(self, name: str) -> str:
         """Create the audience and return its id; sent once (``attempts=1``)."""
+        raise TypeError(f"{self.hook_name} has no audiences to create")
 
     @abstractmethod
     def add(self, audience_id: str, rows: Sequence[Row]) -> BatchResult:

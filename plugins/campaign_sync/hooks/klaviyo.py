@@ -8,14 +8,12 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from datetime import date, datetime
-from datetime import time as clock_time
-from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 from campaign_sync.hooks.audience import AudienceHook, BatchResult, Row
 from campaign_sync.platforms.audiences import Audience, Page, paginate
+from campaign_sync.platforms.batches import json_value
 from campaign_sync.platforms.client import (
     Auth,
     HeaderAuth,
@@ -59,26 +57,6 @@ if not any(isinstance(f, _HideProfileQueries) for f in _urllib3_log.filters):
     _urllib3_log.addFilter(_HideProfileQueries())
 
 
-def _plain(value: Any) -> Any:
-    """A JSON value Klaviyo takes, or None for a value to leave out."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            return None
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, datetime | date | clock_time):
-        return value.isoformat()  # Klaviyo reads ISO 8601 strings as dates
-    if isinstance(value, dict):
-        pairs = ((str(k), _plain(v)) for k, v in value.items())
-        return {k: v for k, v in pairs if v is not None}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
-
-
 def _profile(row: Row) -> dict[str, Any]:
     """One bulk-import profile: contract fields as attributes, the rest as properties.
 
@@ -87,7 +65,7 @@ def _profile(row: Row) -> dict[str, Any]:
     attributes: dict[str, Any] = {}
     properties: dict[str, Any] = {}
     for name, raw in row.items():
-        value = _plain(raw)
+        value = json_value(raw)
         if value is None:
             continue
         if name in PROFILE_FIELDS:

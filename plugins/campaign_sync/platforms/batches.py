@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Iterator
+from datetime import date, datetime
+from datetime import time as clock_time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +62,23 @@ def fingerprint(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def json_value(value: Any) -> Any:
+    """A JSON value for a platform's API, or None for a value to leave out (NULL, NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            return None
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, datetime | date | clock_time):
+        return value.isoformat()  # platforms read ISO 8601 strings as dates
+    if isinstance(value, dict):
+        pairs = ((str(k), json_value(v)) for k, v in value.items())
+        return {k: v for k, v in pairs if v is not None}
+    if isinstance(value, list | tuple):
+        return [json_value(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
