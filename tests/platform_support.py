@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -110,3 +111,26 @@ class FakeClock(Clock):
         """Record the wait and jump past it."""
         self.slept.append(seconds)
         self.offset += max(0.0, seconds)
+
+
+def small_batches(monkeypatch: Any, hook: type, rows: int) -> None:
+    """Cut batches of ``rows`` (small test data still makes several requests)."""
+    caps = dataclasses.replace(hook.capabilities, max_batch_rows=rows)
+    monkeypatch.setattr(hook, "capabilities", caps)
+
+
+def inject_clock(monkeypatch: Any) -> FakeClock:
+    """Give every platform hook a clock that skips waits; returns it."""
+    from campaign_sync.hooks.audience import AudienceHook
+
+    clock = FakeClock()
+    monkeypatch.setattr(AudienceHook, "clock", clock)
+    return clock
+
+
+def real_time(monkeypatch: Any) -> None:
+    """Back to the system clock, for tests of limits that fakes count in real time."""
+    from campaign_sync.hooks.audience import AudienceHook
+    from campaign_sync.platforms.clock import SYSTEM
+
+    monkeypatch.setattr(AudienceHook, "clock", SYSTEM)

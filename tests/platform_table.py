@@ -24,6 +24,16 @@ def _tiktok(code: int, message: str) -> Response:
     return Response(200, {"code": code, "message": message, "request_id": "1", "data": {}})
 
 
+def _klaviyo_list(fake: Any, name: str, n: int) -> str:
+    fake.lists[f"Lx{n:04d}"] = name
+    return f"Lx{n:04d}"
+
+
+def _criteo_segment(fake: Any, name: str, n: int) -> str:
+    fake.segments[str(900 + n)] = name
+    return str(900 + n)
+
+
 @dataclass(frozen=True)
 class Platform:
     """How to reach one platform's contract fake, and what it answers when it refuses."""
@@ -37,6 +47,10 @@ class Platform:
     forbidden: Response  # the platform's answer to credentials lacking a permission
     missing: Response | None  # ... to a data call naming an audience that no longer exists
     missing_kind: str | None  # how that answer is classified
+    # The request that creates an audience (method, path ending), and how to make one by hand
+    # in the fake (returning its id); None for platforms without audience objects.
+    creates: tuple[str, str] | None = None
+    existing: Callable[[Any, str, int], str] | None = None
     tuning: tuple[tuple[str, Any], ...] = ()  # hook attributes that shorten waits
     modes: tuple[str, ...] = field(default=("add", "mirror"))
 
@@ -49,7 +63,7 @@ PLATFORMS = [
         {"email": "email"}, lambda i: {"email": f"user{i}@example.com"},
         Response(403, {"errors": [{"code": "permission_denied"}]}),
         Response(404, {"errors": [{"code": "not_found"}]}), "missing",
-        (("poll_interval", 0.0),),
+        ("POST", "/api/lists"), _klaviyo_list, (("poll_interval", 0.0),),
     ),
     Platform(
         "attentive", FakeAttentive,
@@ -57,6 +71,7 @@ PLATFORMS = [
         {"phone": "phone"}, lambda i: {"phone": f"+1415{i:07d}"},
         Response(403, {"message": "Forbidden"}),
         Response(404, {"message": "Segment not found"}), "missing",
+        ("POST", "/v2/segments"), lambda fake, name, n: fake.add_segment(name, f"SEG_{n:04d}"),
     ),
     Platform(
         "criteo", FakeCriteo,
@@ -66,6 +81,7 @@ PLATFORMS = [
         {"email": "email"}, lambda i: {"email": sha(f"user{i}@example.com")},
         Response(403, {"errors": [{"code": "forbidden"}]}),
         Response(404, {"errors": [{"code": "not-found"}]}), "missing",
+        ("POST", "/audience-segments/create"), _criteo_segment,
         modes=("add", "mirror", "replace"),
     ),
     Platform(
@@ -77,6 +93,7 @@ PLATFORMS = [
         _tiktok(40001, "No permission to operate advertiser."),
         # TikTok documents no code for a deleted audience: any other code is a refusal.
         _tiktok(40002, "Audience does not exist."), "contract",
+        ("POST", "/segment/audience/"), lambda fake, name, n: fake.add_audience(name),
     ),
     Platform(
         "facebook_ads", FakeFacebookAds,
@@ -85,6 +102,7 @@ PLATFORMS = [
         {"email": "EMAIL"}, lambda i: {"EMAIL": sha(f"user{i}@example.com")},
         Response(400, graph_error(200, "Permissions error")),
         Response(400, graph_error(100, "Object does not exist", 33)), "missing",
+        ("POST", "/customaudiences"), lambda fake, name, n: fake.add_existing(name),
         modes=("add", "mirror", "replace"),
     ),
     Platform(

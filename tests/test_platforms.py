@@ -27,7 +27,7 @@ from campaign_sync.projection.project import project_group
 from campaign_sync.spec.checks import check_campaign
 from campaign_sync.spec.model import Campaign
 from campaign_sync.staging import Staging
-from fakes.base import ContractError, Response
+from fakes.base import ContractError, LostAnswer, Response
 from platform_support import DEST, FakeClock, one_group_plan, run_export, set_connection
 from platform_table import IDS, PLATFORMS, Platform, member_count, rows, sent_twice
 
@@ -100,6 +100,40 @@ def test_audience_is_reused_across_runs(harness):
     second = harness.export("r2", rows(harness.platform, 20, 10))
     assert first["location"] == second["location"]
     assert member_count(harness.fake) == 30
+
+
+def test_audience_create_with_a_lost_answer_makes_no_twin(harness):
+    if harness.platform.creates is None:
+        pytest.skip("no audience object")
+    method, suffix = harness.platform.creates
+    original = harness.fake.route
+
+    def lose_first_answer(request, fault):
+        response = original(request, fault)
+        creates = [r for r in harness.fake.requests if (r.method, r.path.endswith(suffix))
+                   == (method, True)]  # fmt: skip
+        if request.method == method and request.path.endswith(suffix) and len(creates) == 1:
+            raise LostAnswer  # created on the platform, but the answer never arrives
+        return response
+
+    harness.fake.route = lose_first_answer
+    result = harness.export("r1", rows(harness.platform, 30))
+    creates = [r for r in harness.fake.requests if r.method == method and r.path.endswith(suffix)]
+    assert len(creates) == 1 and result["rows_sent"] == 30  # looked up again, not re-created
+    assert len({b["audience"] for b in harness.fake.received}) == 1
+    assert member_count(harness.fake) == 30
+
+
+def test_audiences_sharing_a_name_the_oldest_wins_and_the_others_are_logged_by_id(harness, caplog):
+    if harness.platform.existing is None:
+        pytest.skip("no audience object")
+    name = "platform test - everyone - treatment"
+    oldest, newer = (harness.platform.existing(harness.fake, name, n) for n in (1, 2))
+    result = harness.export("r1", rows(harness.platform, 10))
+    assert result["location"] == f"{harness.platform.dtype}:{oldest}"
+    (warning,) = [r.getMessage() for r in caplog.records if "share this audience" in r.message]
+    assert f"using the oldest, {oldest}" in warning and f"not used: {newer}" in warning
+    assert name not in warning
 
 
 def test_mirror_sends_exactly_the_joiners_and_leavers(harness):

@@ -284,7 +284,8 @@ class PlatformClient:
             if outcome.wait is None:
                 self.clock.sleep(wait)
         raise PlatformError(
-            f"{self.name}: {label} failed after {attempts} attempt(s): {last}", retryable=True
+            f"{self.name}: {label} failed after {attempts} attempt{'s' * (attempts > 1)}: {last}",
+            retryable=True,
         )
 
     def _wait(self, outcome: Outcome, attempt: int, throttled: int, label: str) -> float:
