@@ -147,7 +147,8 @@ def _open_writer(
     return _JsonLinesWriter(path, schema, gz)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes (hex)."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         while chunk := f.read(_HASH_CHUNK):
@@ -206,7 +207,7 @@ def write_files(
         assert writer is not None and path is not None
         writer.close()
         writer = None
-        return WrittenFile(number, path, rows_in_file, path.stat().st_size, _sha256(path))
+        return WrittenFile(number, path, rows_in_file, path.stat().st_size, file_sha256(path))
 
     try:
         for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):

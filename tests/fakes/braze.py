@@ -53,6 +53,7 @@ class FakeBraze(FakePlatform):
             raise ContractError(f"{len(objects)} attribute objects (<= {MAX_OBJECTS} allowed)")
         reject = fault[1].get("reject", 1) if fault is not None and fault[0] == "partial" else 0
         errors = []
+        applied: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for index, obj in enumerate(objects):
             external_id = obj.get("external_id")
             if not isinstance(external_id, str) or not external_id or index < reject:
@@ -61,7 +62,11 @@ class FakeBraze(FakePlatform):
                 continue
             if any(v is None for v in obj.values()):
                 raise ContractError("null erases an attribute; campaign-sync never sends one")
-            self._apply(obj)
+            for op, name in self._apply(obj):
+                row = {k: v for k, v in obj.items() if k != ARRAY}
+                applied.setdefault((op, name), []).append(row)
+        for (op, name), rows in applied.items():  # one batch per request, as other fakes
+            self.record(op, name, rows, "external_id")
         body: dict[str, Any] = {
             "message": "success",
             "attributes_processed": len(objects) - len(errors),
@@ -70,7 +75,7 @@ class FakeBraze(FakePlatform):
             body["errors"] = errors
         return Response(201, body)
 
-    def _apply(self, obj: dict[str, Any]) -> None:
+    def _apply(self, obj: dict[str, Any]) -> list[tuple[str, str]]:
         change = obj.get(ARRAY)
         if not isinstance(change, dict) or len(change) != 1 or set(change) - {"add", "remove"}:
             raise ContractError(f"{ARRAY} must be changed with add or remove")
@@ -86,5 +91,4 @@ class FakeBraze(FakePlatform):
                     profile[ARRAY].append(name)
                 elif op == "remove" and name in profile[ARRAY]:
                     profile[ARRAY].remove(name)
-        for name in names:
-            self.record(op, name, [{k: v for k, v in obj.items() if k != ARRAY}], "external_id")
+        return [(op, name) for name in names]

@@ -35,7 +35,6 @@ class AttentiveHook(AudienceHook):
     """
 
     conn_type = "attentive"
-    default_conn_name = "attentive_default"
     default_base_url = "https://api.attentivemobile.com"
     # 10% under the lowest published figure: one limiter spans every endpoint and leaves room
     # for clock and latency differences between us and Attentive's window.
@@ -78,10 +77,8 @@ class AttentiveHook(AudienceHook):
 
     def audience_page(self, name: str, cursor: Any) -> Page[Audience]:
         """Segments whose name contains ``name`` (Attentive's filter is a partial match)."""
-        params: dict[str, Any] = {"name": name, "limit": self.page_size}
-        if cursor is not None:
-            params["cursor"] = cursor
-        body = self.client.request("GET", "/v2/segments", params=params).json()
+        params = {"name": name, "limit": self.page_size}
+        body = self.get_json("/v2/segments", params, cursor=cursor)
         segments = [
             Audience(str(s["externalId"]), str(s.get("name")), str(s.get("created") or ""))
             for s in body.get("segments") or []

@@ -37,6 +37,17 @@ PROBE_NAME = "campaign-sync connection test"
 
 
 @dataclass(frozen=True)
+class ReplaceStep:
+    """Where one batch stands in a replace session: the session, its number from 1, whether it
+    is the last, and the rows the whole session holds."""
+
+    session_id: int
+    seq: int
+    last: bool
+    total: int
+
+
+@dataclass(frozen=True)
 class BatchResult:
     """What a platform said about one batch: rows it received and rows it found invalid."""
 
@@ -49,7 +60,8 @@ class AudienceHook(BaseHook):
 
     Connection fields: ``host`` overrides the platform's base URL (for testing or a proxy);
     ``password`` holds the API key or token; ``extra`` holds platform fields (ids, API version),
-    ``timeout`` (seconds per call) and ``max_attempts``. ``hook_name``, ``capabilities`` and
+    ``timeout`` (seconds per call) and ``max_attempts``. ``default_conn_name`` is
+    ``<conn_type>_default``; ``hook_name``, ``capabilities`` and
     the connection ``form`` come from the destination type named ``conn_type`` (their single
     declaration); a hook declares its protocol.
     """
@@ -75,6 +87,7 @@ class AudienceHook(BaseHook):
         declared = REGISTRY[cls.conn_type]
         assert declared.capabilities and declared.form, f"{cls.conn_type} is not a platform"
         cls.hook_name = declared.form.hook_name
+        cls.default_conn_name = f"{cls.conn_type}_default"
         cls.form = declared.form
         cls.capabilities = declared.capabilities
         # A declared mode the hook cannot carry out fails at import, not in the middle of a task.
@@ -172,6 +185,11 @@ class AudienceHook(BaseHook):
             clock=self.clock,
         )
 
+    def get_json(self, path: str, params: dict[str, Any], **cursor: Any) -> Any:
+        """GET ``path`` with ``params``, plus the cursor parameter when it is not None."""
+        given = {k: v for k, v in cursor.items() if v is not None}
+        return self.client.request("GET", path, params={**params, **given}).json()
+
     def get_conn(self) -> PlatformClient:
         """The hook's HTTP client (Airflow's hook convention)."""
         return self.client
@@ -254,14 +272,7 @@ class AudienceHook(BaseHook):
         raise TypeError(f"{self.hook_name} cannot clear an audience")
 
     def replace_batch(
-        self,
-        audience_id: str,
-        rows: Sequence[Row],
-        *,
-        session_id: int,
-        seq: int,
-        last: bool,
-        total: int,
+        self, audience_id: str, rows: Sequence[Row], step: ReplaceStep
     ) -> BatchResult:
         """Send one batch of a replace session (platforms whose ``replace`` is ``session``)."""
         raise TypeError(f"{self.hook_name} has no replace sessions")

@@ -35,7 +35,6 @@ class BrazeHook(AudienceHook):
     """
 
     conn_type = "braze"
-    default_conn_name = "braze_default"
     default_base_url = "https://rest.iad-01.braze.com"
     rate_limits: ClassVar[list[tuple[int, float]]] = [(2700, 3.0)]  # 10% under the limit
 

@@ -24,15 +24,9 @@ class CriteoHook(AudienceHook):
     """
 
     conn_type = "criteo"
-    default_conn_name = "criteo_default"
     default_base_url = "https://api.criteo.com"
     rate_limits: ClassVar[list[tuple[int, float]]] = [(250, 60.0)]
     page_size = 100
-
-    @property
-    def api_version(self) -> str:
-        """Criteo API version in every path."""
-        return str(self.field("api_version"))
 
     def _path(self, suffix: str) -> str:
         return f"/{self.api_version}/marketing-solutions/{suffix}"
@@ -40,6 +34,11 @@ class CriteoHook(AudienceHook):
     def auth(self) -> Auth:
         """Bearer tokens from the client-credentials flow, renewed before they expire."""
         return ClientCredentialsAuth("/oauth2/token", self.login(), self.secret())
+
+    @property
+    def api_version(self) -> str:
+        """Criteo API version in every path."""
+        return str(self.field("api_version"))
 
     def classify(self, response: Any) -> Outcome:
         """Criteo signals limits with 429 and an epoch ``x-ratelimit-reset``."""

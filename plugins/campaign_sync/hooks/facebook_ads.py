@@ -9,8 +9,9 @@ import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from campaign_sync.hooks.audience import AudienceHook, BatchResult, Row
+from campaign_sync.hooks.audience import AudienceHook, BatchResult, ReplaceStep, Row
 from campaign_sync.platforms.audiences import Audience, Page
+from campaign_sync.platforms.batches import SHA256_HEX
 from campaign_sync.platforms.client import (
     Auth,
     Outcome,
@@ -27,7 +28,6 @@ SCHEMA_KEYS = frozenset(
     }
 )  # fmt: skip
 UNHASHED_KEYS = frozenset({"EXTERN_ID", "MADID"})
-SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 API_VERSION = re.compile(r"v\d+\.\d+")
 # Graph error codes that mean "slow down", whatever the HTTP status (Meta sends 400): app (4),
 # user (17), pages (32), ad account (613) and the Business Use Case limits 80000-80014
@@ -110,7 +110,6 @@ class FacebookAdsHook(AudienceHook):
     """
 
     conn_type = "facebook_ads"
-    default_conn_name = "facebook_ads_default"
     default_base_url = "https://graph.facebook.com"
     rate_limits: ClassVar[list[tuple[int, float]]] = [(80, 60.0)]
     page_size = 100
@@ -283,20 +282,13 @@ class FacebookAdsHook(AudienceHook):
         return self._send("DELETE", audience_id, "users", rows)
 
     def replace_batch(
-        self,
-        audience_id: str,
-        rows: Sequence[Row],
-        *,
-        session_id: int,
-        seq: int,
-        last: bool,
-        total: int,
+        self, audience_id: str, rows: Sequence[Row], step: ReplaceStep
     ) -> BatchResult:
         """One batch of a usersreplace session; Meta swaps the membership on the last one."""
         session = {
-            "session_id": session_id,
-            "batch_seq": seq,
-            "last_batch_flag": last,
-            "estimated_num_total": total,
+            "session_id": step.session_id,
+            "batch_seq": step.seq,
+            "last_batch_flag": step.last,
+            "estimated_num_total": step.total,
         }
         return self._send("POST", audience_id, "usersreplace", rows, session)

@@ -122,7 +122,6 @@ class KlaviyoHook(AudienceHook):
     """
 
     conn_type = "klaviyo"
-    default_conn_name = "klaviyo_default"
     default_base_url = "https://a.klaviyo.com"
     rate_limits: ClassVar[list[tuple[int, float]]] = [(10, 1.0), (150, 60.0)]
     poll_interval: ClassVar[float] = 1.0  # first wait for a job; grows to poll_interval_max
@@ -195,9 +194,7 @@ class KlaviyoHook(AudienceHook):
     def audience_page(self, name: str, cursor: Any) -> Page[Audience]:
         """Lists called ``name`` (Klaviyo filters by exact name)."""
         params = {"filter": f"equals(name,{_quote(name)})", "fields[list]": "name,created"}
-        if cursor is not None:
-            params["page[cursor]"] = cursor
-        body = self.client.request("GET", "/api/lists", params=params).json()
+        body = self.get_json("/api/lists", params, **{"page[cursor]": cursor})
         lists = [
             Audience(str(item["id"]), str(attrs.get("name")), str(attrs.get("created") or ""))
             for item in body.get("data") or []

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from campaign_sync.hooks.audience import AudienceHook, BatchResult, Row
 from campaign_sync.platforms.audiences import Audience, Page
+from campaign_sync.platforms.batches import SHA256_HEX
 from campaign_sync.platforms.client import (
     Auth,
     Backoff,
@@ -40,7 +41,6 @@ PERMISSION_CODES = frozenset({40001, 40119, 40300, 40301})
 # Undocumented for /segment/mapping/: where a partial success (20001) would carry its count.
 PARTIAL_COUNT_FIELD = "fail_count"
 MAX_NAME = 70  # longer custom_audience_name values are cut to 67 characters + "..."
-HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _SECRET_LOOKING = re.compile(r"[0-9A-Fa-f]{16,}|[^\s@]+@[^\s@]+")
 
 
@@ -73,7 +73,6 @@ class TikTokAdsHook(AudienceHook):
     """
 
     conn_type = "tiktok_ads"
-    default_conn_name = "tiktok_ads_default"
     default_base_url = "https://business-api.tiktok.com/open_api/v1.3"
     rate_limits: ClassVar[list[tuple[int, float]]] = [(10, 1.0), (600, 60.0)]
     # No Retry-After from TikTok: wait past the current second, doubling while the limit holds
@@ -185,7 +184,7 @@ class TikTokAdsHook(AudienceHook):
             values = [row.get(a) or None for a in attributes]
             # Projection writes lowercase SHA-256 hex; anything else would fail the request.
             if all(v is None for v in values) or any(
-                v is not None and not HEX64.match(str(v)) for v in values
+                v is not None and not SHA256_HEX.fullmatch(str(v)) for v in values
             ):
                 malformed += 1
                 continue

@@ -62,9 +62,11 @@ class PlatformExportOperator(ExportOperator):
 
     def deliver(self, source: Path, context: Any) -> dict[str, Any]:
         """Sync the audience; return rows now in it and what was sent."""
-        from campaign_sync.platforms.batches import fingerprint, iter_batches
+        from campaign_sync.hooks.audience import ReplaceStep
+        from campaign_sync.platforms.batches import iter_batches
         from campaign_sync.platforms.checkpoint import Checkpoint
         from campaign_sync.platforms.sync import DeliveryLog, plan_sync
+        from campaign_sync.writers import file_sha256
 
         dest = self.plan.campaign.destinations[self.destination]
         dtype = REGISTRY[dest.type]
@@ -78,7 +80,7 @@ class PlatformExportOperator(ExportOperator):
         checkpoint = Checkpoint(
             staging,
             f"{run_rel}/checkpoints/{self.group_id}/{self.destination}",
-            inputs=f"{mode}:{fingerprint(source)}",
+            inputs=f"{mode}:{file_sha256(source)}",
         )
         name = render_name(options.audience_name, self.template_values(context, ""))
         audience_id = checkpoint.get("audience_id")
@@ -124,13 +126,11 @@ class PlatformExportOperator(ExportOperator):
                     )  # fmt: skip
                 session_id = self._session_id(run_rel, checkpoint.inputs)
                 for (number, rows), last in _with_last(iter_batches(plan.adds, **batches)):
+                    step = ReplaceStep(session_id, number, last, plan.added)
                     send(
                         f"replace:{number}",
-                        lambda r=rows, n=number, end=last: hook.replace_batch(
-                            audience_id, r, session_id=session_id, seq=n, last=end,
-                            total=plan.added,
-                        ),
-                    )  # fmt: skip
+                        lambda r=rows, st=step: hook.replace_batch(audience_id, r, st),
+                    )
             else:
                 if mode == "replace":
                     send("clear", lambda: self._cleared(hook, audience_id))

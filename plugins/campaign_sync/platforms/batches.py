@@ -6,9 +6,9 @@ retried or resumed export cuts exactly the same batches and a checkpoint can nam
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
+import re
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from datetime import time as clock_time
@@ -18,7 +18,10 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-INTERNAL_PREFIX = "__"
+from campaign_sync.writers import delivered_columns
+
+# A hashed identifier as projection writes it: lowercase SHA-256 hex.
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def _default_size(row: dict[str, Any]) -> int:
@@ -38,7 +41,7 @@ def iter_batches(
     Internal columns (``__`` prefix) are left out of the rows.
     """
     parquet = pq.ParquetFile(path)
-    columns = [n for n in parquet.schema_arrow.names if not n.startswith(INTERNAL_PREFIX)]
+    columns = delivered_columns(path)
     batch: list[dict[str, Any]] = []
     size = 0
     number = 0
@@ -53,15 +56,6 @@ def iter_batches(
             size += row_size
     if batch:
         yield number + 1, batch
-
-
-def fingerprint(path: Path) -> str:
-    """SHA-256 of a file's bytes: identifies the exact rows a checkpoint refers to."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def json_value(value: Any) -> Any:
