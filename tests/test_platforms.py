@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import pickle
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from campaign_sync.hooks.audience import AudienceHook
 from campaign_sync.hooks.duckdb import DuckDBHook
 from campaign_sync.operators.audience_export import PlatformExportOperator
 from campaign_sync.plan import build_plan
+from campaign_sync.platforms.audiences import paginate
 from campaign_sync.platforms.batches import iter_batches
 from campaign_sync.platforms.client import FIXES, PermanentPlatformError, PlatformError
 from campaign_sync.projection.project import project_group
@@ -326,3 +328,29 @@ def test_reprojecting_the_same_audience_gives_identical_batches(tmp_path, monkey
     first = _project(tmp_path / "a", monkeypatch, customers)
     second = _project(tmp_path / "b", monkeypatch, list(reversed(customers)))
     assert len(first) == 20 and first == second
+
+
+# --- the kit's pieces ----------------------------------------------------------------------
+def test_paginate_follows_cursors_and_refuses_a_loop():
+    pages = {None: ([1, 2], "a"), "a": ([3], "b"), "b": ([4], None)}
+    assert list(paginate(lambda cursor: pages[cursor], what="test")) == [1, 2, 3, 4]
+    looping = {None: ([1], "a"), "a": ([2], "a")}
+    with pytest.raises(PlatformError, match="cursor 'a' twice"):
+        list(paginate(lambda cursor: looping[cursor], what="test"))
+
+
+def test_permanent_errors_survive_pickling_with_their_class():
+    error = PermanentPlatformError("Braze (plat): refused", kind="credentials", status=401)
+    again = pickle.loads(pickle.dumps(error))
+    assert isinstance(again, AirflowFailException) and str(again) == str(error)
+    assert (again.kind, again.status) == ("credentials", 401)
+
+
+def test_a_declared_mode_without_its_method_fails_at_import():
+    with pytest.raises(TypeError, match="declares 'mirror' without remove"):
+
+        class Incomplete(AudienceHook):
+            conn_type = "klaviyo"
+
+            def add(self, audience_id, rows):
+                raise AssertionError("never called")

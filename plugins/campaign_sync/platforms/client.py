@@ -50,9 +50,18 @@ class PlatformError(RuntimeError):
 class PermanentPlatformError(PlatformError, AirflowFailException):
     """A failure no retry can fix: the task fails at once, naming what to fix."""
 
-    def __init__(self, message: str, *, kind: str, status: int | None = None) -> None:
-        super().__init__(f"{message} ({FIXES[kind]})", status=status)
+    def __init__(self, message: str, *, kind: str = "contract", status: int | None = None) -> None:
+        fix = f" ({FIXES[kind]})"
+        # Unpickling passes the finished message back in: add what to fix once.
+        super().__init__(message if message.endswith(fix) else message + fix, status=status)
         self.kind = kind
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_permanent, (str(self), self.kind, self.status))
+
+
+def _permanent(message: str, kind: str, status: int | None) -> PermanentPlatformError:
+    return PermanentPlatformError(message, kind=kind, status=status)
 
 
 @dataclass(frozen=True)
