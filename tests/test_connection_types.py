@@ -113,3 +113,15 @@ def test_ui_test_button_against_the_contract_fake(platform, monkeypatch):
         assert fake.received == []  # probing never sends members
     finally:
         fake.stop()
+
+
+def test_wtforms_widgets_match_the_declared_fields():
+    """For UIs that still build the form from hooks (FAB provider installed)."""
+    pytest.importorskip("wtforms")
+    from airflow.sdk.module_loading import import_string
+
+    for conn_type, path in HOOKS.items():
+        if conn_type == "duckdb":
+            continue
+        hook = import_string(path)
+        assert set(hook.get_connection_form_widgets()) == set(hook.get_connection_form_fields())
