@@ -85,7 +85,8 @@ class AudienceHook(BaseHook):
         from campaign_sync.destinations import REGISTRY
 
         declared = REGISTRY[cls.conn_type]
-        assert declared.capabilities and declared.form, f"{cls.conn_type} is not a platform"
+        if declared.capabilities is None or declared.form is None:
+            raise TypeError(f"destination type {cls.conn_type!r} declares no platform")
         cls.hook_name = declared.form.hook_name
         cls.default_conn_name = f"{cls.conn_type}_default"
         cls.form = declared.form
@@ -178,8 +179,9 @@ class AudienceHook(BaseHook):
                 self.rate_limits, clock=self.clock.monotonic, sleep=self.clock.sleep
             ),
             classify=self.classify,
-            timeout=float(self.extra.get("timeout", 60)),
-            max_attempts=int(self.extra.get("max_attempts", 6)),
+            # The UI's form stores an empty field as null: the default then applies.
+            timeout=float(self.extra.get("timeout") or 60),
+            max_attempts=int(self.extra.get("max_attempts") or 6),
             backoff=self.backoff,
             throttle_backoff=self.throttle_backoff,
             clock=self.clock,
