@@ -127,11 +127,11 @@ def platform_type(
     hook: str,
     form: ConnectionForm,
     *,
-    open_attributes: bool = False,
-    extra_rule: AttributeRule = AttributeRule(),
+    others: AttributeRule | None = None,
 ) -> DestinationType:
     """An audience platform: its contract, with the identifier rule, options model and exporter
-    derived from its capabilities (declared once)."""
+    derived from its capabilities (declared once). ``others``: the rule for attributes not
+    listed, which the platform then accepts (custom properties)."""
     from dataclasses import replace
 
     from campaign_sync.destinations.audience_options import audience_options
@@ -148,8 +148,8 @@ def platform_type(
         name=name,
         label=label,
         attributes=attributes,
-        open_attributes=open_attributes,
-        extra_rule=extra_rule,
+        open_attributes=others is not None,
+        extra_rule=others or AttributeRule(),
         exactly_one_of=ids if capabilities.identifier_rule == "one" else frozenset(),
         at_least_one_of=ids if capabilities.identifier_rule == "any" else frozenset(),
         options_model=audience_options(label, capabilities),

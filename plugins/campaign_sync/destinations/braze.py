@@ -17,8 +17,7 @@ BRAZE = platform_type(
         "first_name": AttributeRule(kind="text"),
         "last_name": AttributeRule(kind="text"),
     },
-    open_attributes=True,
-    extra_rule=AttributeRule(kind="passthrough"),
+    others=AttributeRule(kind="passthrough"),
     # /users/track: <= 75 attribute objects per request. Membership is a value of an array
     # custom attribute, removed without touching the profile; /users/delete would delete
     # whole profiles, so there is no replace.

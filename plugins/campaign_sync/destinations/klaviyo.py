@@ -17,8 +17,7 @@ KLAVIYO = platform_type(
         "first_name": AttributeRule(kind="text"),
         "last_name": AttributeRule(kind="text"),
     },
-    open_attributes=True,
-    extra_rule=AttributeRule(kind="passthrough"),
+    others=AttributeRule(kind="passthrough"),
     # Bulk Import Profiles: <= 10,000 profiles and <= 5 MB per job.
     capabilities=Capabilities(
         sync_modes=("add", "mirror"),
