@@ -20,6 +20,7 @@ from campaign_sync.audience.build import build_audience
 from campaign_sync.destinations import REGISTRY
 from campaign_sync.hooks.audience import AudienceHook
 from campaign_sync.hooks.duckdb import DuckDBHook
+from campaign_sync.layout import RunLayout
 from campaign_sync.operators.audience_export import PlatformExportOperator
 from campaign_sync.plan import build_plan
 from campaign_sync.platforms.audiences import paginate
@@ -313,12 +314,13 @@ def _project(tmp: Path, monkeypatch, customers: list[tuple[str, str]]) -> list[l
     doc["source"] = {"conn_id": "proj_db", "table": "customers", "customer_id": "customer_id"}
     plan = build_plan(Campaign.model_validate(doc))
     staging = Staging(str(tmp / "staging"))
+    layout = RunLayout("d", "r")
     build_audience(
-        plan, DuckDBHook(duckdb_conn_id="proj_db"), staging, "d/r", batch_rows=7,
+        plan, DuckDBHook(duckdb_conn_id="proj_db"), staging, layout, batch_rows=7,
         memory_limit="256MB",
     )  # fmt: skip
     (group,) = plan.groups
-    output = project_group(plan, group, staging, "d/r", run_id="r", memory_limit="256MB")
+    output = project_group(plan, group, staging, layout, memory_limit="256MB")
     path = Path(staging.root) / output.destinations[DEST].path
     return [batch for _, batch in iter_batches(path, max_rows=BATCH, read_rows=13)]
 
