@@ -10,8 +10,9 @@ def _hashed(kind: str) -> AttributeRule:
     return AttributeRule(kind=kind, hashed=True)
 
 
-# Meta's customer-file normalization table; EXTERN_ID and MADID are sent unhashed, as
-# Meta's own SDK does for them.
+# Meta's customer-file normalization table. EXTERN_ID is sent unhashed and MADID hashed, as
+# Meta's own SDK does in multi-key uploads (sources disagree on MADID; we follow the SDK).
+# The hook lowercases EXTERN_ID on the wire, as the SDK does.
 FACEBOOK_ADS = DestinationType(
     name="facebook_ads",
     label="Facebook Ads",
@@ -30,7 +31,7 @@ FACEBOOK_ADS = DestinationType(
         "DOBY": _hashed("birth_year"),
         "DOBM": _hashed("birth_month"),
         "DOBD": _hashed("birth_day"),
-        "MADID": AttributeRule(kind="mobile_ad_id"),
+        "MADID": _hashed("mobile_ad_id"),
     },
     at_least_one_of=frozenset({"EXTERN_ID", "EMAIL", "PHONE", "MADID"}),
     options_model=ReplaceableAudienceOptions,
