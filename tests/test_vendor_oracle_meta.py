@@ -290,11 +290,11 @@ def test_oracle_meta_plain_madid_of_an_earlier_delivery_is_hashed_once(meta):
 
 # --- Differences we keep -------------------------------------------------------------------
 # The SDK cleans less than Meta's normalization table asks; for these inputs we follow the
-# table (README, "Facebook Ads": normalization). Each case: key, source column, raw value, the
+# table (README, "Facebook Ads (Meta): what is sent"). Each case: key, source column, raw value, the
 # value we hash, the value the SDK hashes.
 DIFFERENCES = [
     # Meta: "include the country code"; the SDK keeps the digits it is given, so a national
-    # number would match nobody. We add the connection's default country code (1).
+    # number would match nobody. We add the source's phone_country_code (default 1).
     ("PHONE", "phone", "(555) 201-3344", "15552013344", "5552013344"),
     # Meta: "lowercase, no punctuation, UTF-8 characters kept"; the SDK keeps a-z only.
     ("FN", "first_name", "José", "josé", "jos"),
