@@ -98,7 +98,8 @@ def run_hook(fake: FakeKlaviyo) -> list[Request]:
     hook = KlaviyoHook("klaviyo_oracle")
     list_id = hook.ensure_audience("oracle list")
     data = rows(100)
-    assert hook.add(list_id, data).received == 100
+    result = hook.add(list_id, data)
+    assert result.received + result.invalid == 100
     hook.remove(list_id, data[:30])
     assert fake.contract_errors == []
     return writes(fake)
@@ -135,6 +136,58 @@ def test_oracle_klaviyo_the_sdk_sends_the_same_requests(klaviyo):
         assert theirs.headers["revision"] and ours.headers["revision"]
         assert drop_nulls(theirs.body) == ours.body
     assert klaviyo.contract_errors == []
+
+
+# Query parameter of ours -> keyword of the SDK's read operations (lists are comma-joined).
+QUERY_KEYWORDS = {
+    "filter": "filter",
+    "page[size]": "page_size",
+    "page[cursor]": "page_cursor",
+    "fields[list]": "fields_list",
+    "fields[profile]": "fields_profile",
+    "fields[import-error]": "fields_import_error",
+}
+
+
+def sdk_read(api: KlaviyoAPI, path: str, query: dict[str, list[str]]) -> None:
+    """Make the SDK's own call for one of our GETs, with the same arguments."""
+    kwargs: dict[str, Any] = {}
+    for name, (value,) in query.items():
+        keyword = QUERY_KEYWORDS[name]  # a KeyError: a parameter the SDK does not have
+        kwargs[keyword] = (
+            int(value) if keyword == "page_size" else value.split(",") if "fields" in keyword
+            else value
+        )  # fmt: skip
+    parts = path.strip("/").split("/")
+    if path == "/api/lists":
+        api.Lists.get_lists(**kwargs)
+    elif path == "/api/profiles":
+        api.Profiles.get_profiles(**kwargs)
+    elif parts[:2] == ["api", "profile-bulk-import-jobs"] and len(parts) == 3:
+        api.Profiles.get_bulk_import_profiles_job(parts[2], **kwargs)
+    elif parts[:2] == ["api", "profile-bulk-import-jobs"] and parts[3:] == ["import-errors"]:
+        api.Profiles.get_errors_for_bulk_import_profiles_job(parts[2], **kwargs)
+    else:
+        raise AssertionError(f"no SDK read for {path}")
+
+
+def test_oracle_klaviyo_reads_use_the_sdks_query_parameters(klaviyo):
+    klaviyo.inject("partial", reject=2)  # so that the job's import errors are read too
+    run_hook(klaviyo)
+    reads = [r for r in klaviyo.requests if r.method == "GET"]
+    assert any(r.path.endswith("/import-errors") for r in reads)
+    assert {r.path.split("/")[2] for r in reads} == {
+        "lists",
+        "profiles",
+        "profile-bulk-import-jobs",
+    }
+    api = KlaviyoAPI(api_key=klaviyo.api_key, test_host=klaviyo.url, max_retries=0)
+    for ours in reads:
+        sdk_read(api, ours.path, ours.query)  # the SDK validates the values (page size <= 100)
+        theirs = klaviyo.requests[-1]
+        assert (theirs.method, theirs.path, theirs.query) == ("GET", ours.path, ours.query)
+        assert theirs.headers["authorization"] == ours.headers["authorization"]
+        assert theirs.headers["accept"] == ours.headers["accept"]
 
 
 @pytest.mark.parametrize(
