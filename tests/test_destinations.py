@@ -225,7 +225,7 @@ def test_facebook_rows_need_any_one_identifier() -> None:
     assert REGISTRY["facebook_ads"].row_required(mapped) == []
     assert REGISTRY["facebook_ads"].row_any_of(mapped) == ["EMAIL", "PHONE"]
     assert REGISTRY["facebook_ads"].rule_for("EXTERN_ID").hashed is False
-    assert REGISTRY["facebook_ads"].rule_for("MADID").hashed is False
+    assert REGISTRY["facebook_ads"].rule_for("MADID").hashed is True  # as Meta's SDK sends it
     assert REGISTRY["facebook_ads"].rule_for("EMAIL").hashed is True
 
 

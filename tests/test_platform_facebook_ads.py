@@ -38,7 +38,7 @@ META_MAX_ROWS = FacebookAdsHook.capabilities.max_batch_rows  # before fixtures s
 
 
 def rows(n: int, start: int = 0) -> list[dict]:
-    """Projected rows as projection writes them: hashed keys hex, EXTERN_ID/MADID plain."""
+    """Projected rows as projection writes them: hashed keys (MADID too) hex, EXTERN_ID plain."""
     return [
         {
             "__customer_id": f"C{i:06d}",
@@ -46,7 +46,7 @@ def rows(n: int, start: int = 0) -> list[dict]:
             "EMAIL": sha(f"user{i}@example.com"),
             "PHONE": sha(f"1555{i:07d}") if i % 3 else None,
             "FN": sha(f"name{i % 7}"),
-            "MADID": str(uuid.UUID(int=i + 1)) if i % 2 else None,
+            "MADID": sha(str(uuid.UUID(int=i + 1))) if i % 2 else None,
         }
         for i in range(start, start + n)
     ]
@@ -107,7 +107,7 @@ def test_add_sends_every_row_once_in_documented_payloads(meta):
     assert payload["is_raw"] is True and max(len(b["rows"]) for b in meta.received) <= 100
     # Hashes and ids go as projection wrote them (no second hash); NULL becomes "".
     assert payload["data"][0] == ["crm-000000", sha("user0@example.com"), "", sha("name0"), ""]
-    assert payload["data"][1][4] == str(uuid.UUID(int=2))
+    assert payload["data"][1][4] == sha(str(uuid.UUID(int=2)))
     (audience,) = meta.audiences.values()
     assert audience["name"] == NAME and audience["customer_file_source"] == "USER_PROVIDED_ONLY"
 

@@ -2,8 +2,12 @@
 (and ``appsecret_proof`` when the app requires it), customer-file audiences listed with cursor
 paging and created under ``act_<id>/customaudiences``, ``/users`` POST (add) and DELETE
 (remove), ``/usersreplace`` sessions, multi-key payloads of <= 10,000 rows (SHA-256 hex except
-EXTERN_ID and MADID, empty string for unknown keys), partial acceptance in num_received /
-num_invalid_entries, and limits signalled as HTTP 400 with Graph error code 80003."""
+EXTERN_ID; MADID hashed or plain; empty string for unknown keys), partial acceptance in
+num_received / num_invalid_entries, and limits signalled as HTTP 400 with Graph error code 80003.
+
+It accepts what Meta accepts, Meta's own SDK's requests included: parameters (the token too) in
+the query string of any call, POST parameters also in a form-encoded body. A DELETE body is
+ignored, as Graph API users report ("Missing required parameter: payload")."""
 
 from __future__ import annotations
 
@@ -99,12 +103,10 @@ class FakeFacebookAds(FakePlatform):
     # --- routing ---------------------------------------------------------------------------
     def route(self, request: Request, fault: tuple[str, dict[str, Any]] | None) -> Response:
         params = {k: v[0] for k, v in request.query.items()}
-        if request.method != "GET":
+        if request.method == "POST" and request.raw:
             if "x-www-form-urlencoded" not in request.headers.get("content-type", ""):
-                raise ContractError("parameters must be form-encoded in the body")
+                raise ContractError("a POST body must be form-encoded")
             params.update(request.body or {})
-        if "access_token" in request.query and request.method != "GET":
-            raise ContractError("access token in the URL of a write call")
         denied = self._check_auth(params)
         if denied is not None:
             return denied
@@ -255,8 +257,10 @@ class FakeFacebookAds(FakePlatform):
                 if not value or key == "EXTERN_ID":
                     continue
                 if key == "MADID":
-                    if not MADID.match(value):
-                        raise ContractError("MADID is sent unhashed, lowercase with hyphens")
+                    if not (MADID.match(value) or HEX64.match(value)):
+                        raise ContractError(
+                            "MADID is a SHA-256 hex digest or the id, lowercase with hyphens"
+                        )
                 elif not HEX64.match(value):
                     raise ContractError(f"{key} must be a lowercase SHA-256 hex digest")
         return schema, data

@@ -11,8 +11,15 @@ def _hashed(kind: str) -> AttributeRule:
     return AttributeRule(kind=kind, hashed=True)
 
 
-# Meta's customer-file normalization table; EXTERN_ID and MADID are sent unhashed, as
-# Meta's own SDK does for them.
+# Meta's customer-file normalization table. EXTERN_ID is sent unhashed and MADID hashed, as
+# Meta's own SDK does in multi-key uploads (sources disagree on MADID; we follow the SDK).
+# The hook lowercases EXTERN_ID on the wire, as the SDK does.
+# Where the SDK cleans less than Meta's table asks, we follow the table, so our hashes equal
+# Meta's of its own users' data: a phone without country code gets the source's
+# phone_country_code (the SDK keeps the digits given); names and cities keep accented letters
+# (the SDK keeps a-z only); country names map to ISO codes and US state names to their codes
+# (the SDK keeps letters as given); UK postcodes lose their space; an unknown value is sent as
+# "" (the SDK hashes the empty string). tests/test_vendor_oracle_meta.py pins each case.
 FACEBOOK_ADS = platform_type(
     "facebook_ads",
     "Facebook Ads",
@@ -31,7 +38,7 @@ FACEBOOK_ADS = platform_type(
         "DOBY": _hashed("birth_year"),
         "DOBM": _hashed("birth_month"),
         "DOBD": _hashed("birth_day"),
-        "MADID": AttributeRule(kind="mobile_ad_id"),
+        "MADID": _hashed("mobile_ad_id"),
     },
     # <= 10,000 rows per users/usersreplace call; replace = a usersreplace session.
     capabilities=Capabilities(

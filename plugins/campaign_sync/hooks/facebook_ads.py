@@ -6,8 +6,9 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 from campaign_sync.hooks.audience import AudienceHook, BatchResult, ReplaceStep, Row
 from campaign_sync.platforms.audiences import Audience, Page
@@ -27,7 +28,15 @@ SCHEMA_KEYS = frozenset(
         "DOBY", "DOBM", "DOBD", "MADID",
     }
 )  # fmt: skip
-UNHASHED_KEYS = frozenset({"EXTERN_ID", "MADID"})
+# Meta's SDK (CustomAudience.format_params, multi-key) hashes every key but EXTERN_ID, MADID
+# included; Meta's pages found say nothing against it, so we follow the SDK.
+UNHASHED_KEYS = frozenset({"EXTERN_ID"})
+PLAIN_MADID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# What the SDK strips from both ends of every multi-key value before lowercasing it.
+SDK_STRIP = " \t\r\n\0\x0b."
+# Removals travel in the URL (see ``_call``); URLs over ~65 KB are refused by Meta's front end
+# (RudderStack measured it and batches at 60 KB), so each DELETE query stays under this.
+MAX_DELETE_QUERY_BYTES = 60_000
 API_VERSION = re.compile(r"v\d+\.\d+")
 # Graph error codes that mean "slow down", whatever the HTTP status (Meta sends 400): app (4),
 # user (17), pages (32), ad account (613) and the Business Use Case limits 80000-80014
@@ -62,6 +71,11 @@ def _graph_error(response: Any) -> dict[str, Any]:
     except (ValueError, AttributeError):
         return {}
     return error if isinstance(error, dict) else {}
+
+
+def _json(value: Any) -> str:
+    """Compact JSON text of a parameter value."""
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _as_int(value: Any) -> int | None:
@@ -104,9 +118,9 @@ class FacebookAdsHook(AudienceHook):
 
     Limits: at most 10,000 rows per users/usersreplace call. Calls are paced at 80 a minute,
     under the custom_audience Business Use Case floor of 5,000 calls an hour per ad account
-    (development tier; standard tier is 190,000). Rows travel form-encoded in the request body,
-    so the ~65 KB ceiling other integrations met (payload in the query string) does not apply
-    and no byte limit is set.
+    (development tier; standard tier is 190,000). Adds and replace batches travel form-encoded
+    in the request body, with no byte limit; removals travel in the query string, as Meta's SDK
+    sends them, so a removal batch is split into calls of at most ``MAX_DELETE_QUERY_BYTES``.
     """
 
     conn_type = "facebook_ads"
@@ -171,20 +185,24 @@ class FacebookAdsHook(AudienceHook):
     def _call(
         self, method: str, path: str, params: dict[str, Any], attempts: int | None = None
     ) -> dict[str, Any]:
-        if method == "GET":
-            response = self.client.request(method, path, params={**params, **self.auth_params()})
+        # Object parameters go as compact JSON text, as the SDK encodes them.
+        encoded = {k: v if isinstance(v, str) else _json(v) for k, v in params.items()}
+        if method in ("GET", "DELETE"):
+            # Following the SDK (FacebookAdsApi.call puts GET and DELETE parameters, the token
+            # included, in the query string) rather than Meta's curl examples (-F form fields):
+            # Graph API users report DELETE bodies ignored ("Missing required parameter:
+            # payload"), which would make every mirror removal fail.
+            response = self.client.request(
+                method, path, attempts=attempts, params={**encoded, **self.auth_params()}
+            )
         else:
-            # Form-encoded body, object parameters as JSON text, as Meta documents and its SDK
-            # sends; the token stays out of URLs.
-            form = {
-                key: value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-                for key, value in params.items()
-            }
+            # Form-encoded body, as Meta documents and its SDK sends; the token stays out of
+            # the URL (the SDK puts it there too; Meta accepts both).
             response = self.client.request(
                 method,
                 path,
                 attempts=attempts,
-                data={**form, **self.auth_params()},
+                data={**encoded, **self.auth_params()},
                 headers=FORM_HEADERS,
             )
         try:
@@ -232,6 +250,7 @@ class FacebookAdsHook(AudienceHook):
         return str(created["id"])
 
     def _payload(self, rows: Sequence[Row]) -> dict[str, Any]:
+        """The multi-key ``payload`` for ``rows``, with values as Meta's SDK would send them."""
         schema = list(rows[0])
         unknown = [k for k in schema if k not in SCHEMA_KEYS]
         if unknown:
@@ -242,7 +261,18 @@ class FacebookAdsHook(AudienceHook):
         data = [["" if row.get(k) is None else str(row[k]) for k in schema] for row in rows]
         for i, key in enumerate(schema):
             if key in UNHASHED_KEYS:
+                # The SDK strips and lowercases EXTERN_ID (and does not hash it); Meta's table
+                # only says "no hashing", so we follow the SDK. Done here rather than in
+                # projection so earlier deliveries, read back for mirror removals, match.
+                for values in data:
+                    values[i] = values[i].strip(SDK_STRIP).lower()
                 continue
+            if key == "MADID":
+                # Deliveries staged before projection hashed MADID hold it plain; the SDK sends
+                # SHA-256 of the lowercase id. Digests pass as they are (never hashed twice).
+                for values in data:
+                    if PLAIN_MADID.fullmatch(values[i]):
+                        values[i] = hashlib.sha256(values[i].encode()).hexdigest()
             bad = sum(1 for values in data if values[i] and not SHA256_HEX.fullmatch(values[i]))
             if bad:
                 # Projection hashes these; anything else here would be plain PII leaving.
@@ -253,6 +283,18 @@ class FacebookAdsHook(AudienceHook):
                 )
         # is_raw: single keys, not combined ones like LN_FN_ZIP (Meta's SDK requires it).
         return {"schema": schema, "is_raw": True, "data": data}
+
+    def _delete_chunks(self, rows: Sequence[Row]) -> Iterator[Sequence[Row]]:
+        """``rows`` in order, in chunks whose DELETE query stays under the URL limit."""
+        pending = [rows]
+        while pending:
+            chunk = pending.pop(0)
+            size = len(urlencode({"payload": _json(self._payload(chunk))}))
+            if size <= MAX_DELETE_QUERY_BYTES or len(chunk) == 1:
+                yield chunk
+            else:
+                half = len(chunk) // 2
+                pending[:0] = [chunk[:half], chunk[half:]]
 
     def _send(
         self,
@@ -278,8 +320,12 @@ class FacebookAdsHook(AudienceHook):
         return self._send("POST", audience_id, "users", rows)
 
     def remove(self, audience_id: str, rows: Sequence[Row]) -> BatchResult:
-        """DELETE the rows from the audience's users."""
-        return self._send("DELETE", audience_id, "users", rows)
+        """DELETE the rows from the audience's users (several calls if the URL would be long)."""
+        received = invalid = 0
+        for chunk in self._delete_chunks(rows):
+            result = self._send("DELETE", audience_id, "users", chunk)
+            received, invalid = received + result.received, invalid + result.invalid
+        return BatchResult(received=received, invalid=invalid)
 
     def replace_batch(
         self, audience_id: str, rows: Sequence[Row], step: ReplaceStep
