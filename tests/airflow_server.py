@@ -130,19 +130,16 @@ class AirflowServer:
 
     def wait_dag(self, dag_id: str, timeout: float = 120) -> dict[str, Any]:
         """The DAG once the dag-processor has written it."""
-        return self.wait_for(
-            f"DAG {dag_id}",
-            lambda: self.api("GET", f"/dags/{dag_id}", expect=None) or None,
-            timeout,
-        )
+
+        def parsed() -> dict[str, Any] | None:
+            found = self.api("GET", f"/dags/{dag_id}", expect=None)
+            return found if found and found.get("dag_id") == dag_id else None
+
+        return self.wait_for(f"DAG {dag_id} to be parsed", parsed, timeout)
 
     def unpause(self, dag_id: str) -> None:
         """Unpause a DAG (waiting until it is parsed)."""
-        self.wait_for(
-            f"DAG {dag_id} to be parsed",
-            lambda: self.api("GET", f"/dags/{dag_id}", expect=None).get("dag_id") == dag_id,
-            120,
-        )
+        self.wait_dag(dag_id)
         self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
     def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
@@ -294,31 +291,10 @@ class RealAirflow:
         return json.loads(path.read_text())
 
 
-def _platform_connections(urls: dict[str, str], fakes: dict[str, Any]) -> dict[str, Any]:
-    from fakes.tiktok_ads import API as TIKTOK_API
-
-    return {
-        "klaviyo": {"host": urls["klaviyo"], "password": fakes["klaviyo"].api_key,
-                    "extra": {"revision": "2025-10-15"}},
-        "attentive": {"host": urls["attentive"], "password": fakes["attentive"].api_key},
-        "criteo": {"host": urls["criteo"], "login": "client-1", "password": "s3cret",
-                   "extra": {"advertiser_id": "4242"}},
-        # Two attempts per call: a failing batch fails the try quickly.
-        "tiktok_ads": {"host": urls["tiktok_ads"] + TIKTOK_API, "password": "tt-token",
-                       "extra": {"advertiser_id": "7001", "max_attempts": 2}},
-        "facebook_ads": {"host": urls["facebook_ads"], "password": "EAAtoken123",
-                         "extra": {"ad_account_id": "1029384756"}},
-    }  # fmt: skip
-
-
 def start_real_airflow(base: Path) -> RealAirflow:
     """Fakes, sources and Airflow (api-server, scheduler, dag-processor, triggerer)."""
     from campaign_sync.sample_data import generate_merged_customers
-    from fakes.attentive import FakeAttentive
-    from fakes.criteo import FakeCriteo
-    from fakes.facebook_ads import FakeFacebookAds
-    from fakes.klaviyo import FakeKlaviyo
-    from fakes.tiktok_ads import FakeTikTokAds
+    from platform_support import start_fakes
     from servers import start_moto
 
     (base / "logs").mkdir(parents=True)
@@ -327,14 +303,9 @@ def start_real_airflow(base: Path) -> RealAirflow:
     sample, mutable = base / "data" / "sample.duckdb", base / "data" / "mutable.duckdb"
     generate_merged_customers(sample, SAMPLE_ROWS)
     generate_merged_customers(mutable, MUTABLE_ROWS, seed=11)
-    fakes = {
-        "klaviyo": FakeKlaviyo(),
-        "attentive": FakeAttentive(),
-        "criteo": FakeCriteo(),
-        "tiktok_ads": FakeTikTokAds(),
-        "facebook_ads": FakeFacebookAds(),
-    }
-    urls = {name: fake.start() for name, fake in fakes.items()}
+    fakes, platforms = start_fakes()
+    # Two attempts per TikTok call: a failing batch fails the try quickly.
+    platforms["tiktok_ads"]["extra"]["max_attempts"] = 2
     s3 = start_moto(base / "logs")
     s3.create_bucket("sched-drop")
     connections: dict[str, Any] = {
@@ -342,7 +313,7 @@ def start_real_airflow(base: Path) -> RealAirflow:
         "sched_mutable": {"conn_type": "duckdb", "host": str(mutable)},
         "sched_s3": s3.connection(),
     }
-    for name, fields in _platform_connections(urls, fakes).items():
+    for name, fields in platforms.items():
         connections[f"sched_{name}"] = {"conn_type": name, **fields}
     passwords = base / "passwords.json"
     passwords.write_text(json.dumps({USER: PASSWORD}))

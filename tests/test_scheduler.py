@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 import pytest
 import yaml
+from campaign_sync.destinations.templating import unique_segment
 from campaign_sync.plan import build_plan
 from campaign_sync.spec.ids import task_id_for_destination
 from campaign_sync.spec.model import Campaign
@@ -139,7 +140,8 @@ def test_scheduler_triggered_run_succeeds(airflow, basic_run):
     assert criteo.contract_errors == []
     files = _destination(manifest, "treatment", "files")
     objects = airflow.s3.client().list_objects_v2(Bucket="sched-drop")["Contents"]
-    assert [o["Key"] for o in objects if basic_run in o["Key"]], objects
+    folder = f"sched_basic/{unique_segment(basic_run)}/everyone/treatment/"
+    assert [o["Key"] for o in objects if o["Key"].startswith(folder)], objects
     assert files["rows_sent"] == sent["rows_sent"] + sent["rows_rejected"] - files["rows_rejected"]
 
 
@@ -315,7 +317,7 @@ def test_scheduler_failed_export_fails_then_airflow_retry_resumes_from_checkpoin
     ti = server.task_instances("sched_retry", run_id)[task_id]
     assert (ti["state"], ti["try_number"]) == ("success", 2)
     first_try = "\n".join(server.task_log("sched_retry", run_id, task_id, 1))
-    assert "HTTP 500" in first_try and "failed after 2 attempts" in first_try
+    assert "server error (500)" in first_try and "failed after 2 attempts" in first_try
 
     sent = _destination(airflow.manifest("sched_retry", run_id), "all", "tiktok")
     uploads = [r for r in tiktok.requests if r.path.endswith("/segment/mapping/")]
