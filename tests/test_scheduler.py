@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 import pytest
 import yaml
+from campaign_sync import cli
 from campaign_sync.destinations.templating import unique_segment
 from campaign_sync.plan import build_plan
 from campaign_sync.spec.ids import task_id_for_destination
@@ -223,7 +224,9 @@ def _change_source(path: Any, leaving: list[str]) -> None:
             time.sleep(0.2)
 
 
-def test_scheduler_backfill_three_dates_in_order_mirror_removes_leavers(airflow):
+def test_scheduler_backfill_three_dates_in_order_mirror_removes_leavers(
+    airflow, capsys, monkeypatch
+):
     """Three backfilled dates, one run each, in order, with a ``mirror`` Criteo destination.
 
     A campaign's source SQL cannot see the logical date, so membership cannot follow a date
@@ -292,6 +295,11 @@ def test_scheduler_backfill_three_dates_in_order_mirror_removes_leavers(airflow)
     assert [s["mode"] for s in sent] == ["mirror"] * 3
     assert [s["removed"] for s in sent] == [0, 30, 30]
     assert [s["added"] for s in sent[1:]] == [0, 0]
+
+    # The newest run by its own times is the last logical date.
+    monkeypatch.setenv("CAMPAIGN_SYNC_STAGING_ROOT", str(airflow.staging))
+    assert cli.main(["summary", "--latest", "sched_mirror"]) == 0
+    assert f"run {ids[2]}" in capsys.readouterr().out.splitlines()[0]
 
     audience = _audience_id(criteo, "sched_mirror")
     removed = [row["email"] for row in criteo.received_rows("remove", audience)]
