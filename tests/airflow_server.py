@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,9 +202,10 @@ class AirflowServer:
                 self.process.wait(timeout=10)
         survivors = []
         for process, created in watched:
-            if _alive(process) and process.create_time() == created:
-                survivors.append(f"{process.pid} {' '.join(process.cmdline()[:3])}")
-                process.kill()
+            with suppress(psutil.Error):
+                if _alive(process) and process.create_time() == created:
+                    survivors.append(f"{process.pid} {' '.join(process.cmdline()[:3])}")
+                    process.kill()
         return survivors
 
 
