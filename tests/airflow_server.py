@@ -183,16 +183,25 @@ class AirflowServer:
         return [json.dumps(item) if not isinstance(item, str) else item for item in content]
 
     # --- lifecycle -------------------------------------------------------------------------
-    def tree(self) -> list[psutil.Process]:
-        """The launcher's living descendants."""
+    def tree(self) -> dict[psutil.Process, str]:
+        """The launcher's living descendants, with their command lines (or titles)."""
         try:
-            return psutil.Process(self.process.pid).children(recursive=True)
+            children = psutil.Process(self.process.pid).children(recursive=True)
         except psutil.NoSuchProcess:
-            return []
+            return {}
+        found = {}
+        for process in children:
+            with suppress(psutil.Error):
+                if _alive(process):
+                    found[process] = " ".join(process.cmdline()).strip()
+        return found
 
     def stop(self, timeout: float = 60) -> list[str]:
         """SIGTERM the launcher, wait for it; returns what survived it (should be nothing)."""
-        watched = [(p, p.create_time()) for p in self.tree() if _alive(p)]
+        watched = []
+        for process in self.tree():
+            with suppress(psutil.Error):
+                watched.append((process, process.create_time()))
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
