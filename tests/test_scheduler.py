@@ -244,16 +244,14 @@ def test_scheduler_backfill_three_dates_in_order_mirror_removes_leavers(
         chosen = _leavers(db, 60, 0)
     waves = [dict(list(chosen.items())[:30]), dict(list(chosen.items())[30:])]
 
-    backfill = server.api(
-        "POST",
-        "/backfills",
-        json={
+    backfill = server.create_backfill(
+        {
             "dag_id": "sched_mirror",
             "from_date": "2026-01-01T00:00:00Z",
             "to_date": "2026-01-03T00:00:00Z",
             "max_active_runs": 1,
             "reprocess_behavior": "none",
-        },
+        }
     )
 
     def runs() -> list[dict[str, Any]]:
