@@ -25,7 +25,8 @@ DEMO_DB := $(AIRFLOW_HOME)/data/merged_customers.duckdb
 help:
 	@echo "make demo    install, then run the sample campaign end to end (no cloud account)"
 	@echo "make test    install, lint, run the whole test suite (starts its own test servers)"
-	@echo "make ui      the Airflow UI on this project (airflow standalone, after make demo)"
+	@echo "make ui      the Airflow UI on this project (airflow standalone, after make demo;"
+	@echo "            port: AIRFLOW__API__PORT, default 8080)"
 	@echo "make lint    ruff check and format check"
 	@echo "make schema  regenerate include/campaign.schema.json"
 	@echo "make lock    re-pin requirements*.txt from requirements*.in"
@@ -78,8 +79,11 @@ demo: install
 	@echo "S3 files:      $(AIRFLOW_HOME)/demo_servers/s3/ (copied from the demo S3 server)"
 	@echo "SFTP files:    $(AIRFLOW_HOME)/demo_servers/sftp/"
 
+# airflow standalone under a launcher: this venv's bin first on PATH (standalone starts its
+# components by the bare name `airflow`), the port from AIRFLOW__API__PORT (default 8080), and
+# on Ctrl-C or SIGTERM every component, LocalExecutor workers and the demo servers stop.
 ui: install
-	$(BIN)/python scripts/demo_servers.py -- $(BIN)/airflow standalone
+	$(BIN)/python scripts/airflow_ui.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,10 +1,11 @@
-"""Run a command with local S3 and SFTP servers for the sample campaign (``make demo``/``make ui``).
+"""Run a command with local S3 and SFTP servers for the sample campaign (``make demo``).
 
 Starts moto's S3 server and an asyncssh SFTP server on free loopback ports, defines the sample
 campaign's two Airflow connections (``campaign_sync_demo_s3``, ``campaign_sync_demo_sftp``) as
 environment variables for the command, runs it, copies what reached S3 to
 ``$AIRFLOW_HOME/demo_servers/s3/`` so it can be looked at, and stops both servers. Keys are
-generated per run; no cloud account, root or system package is needed.
+generated per run; no cloud account, root or system package is needed. ``make ui`` runs the
+same servers through ``demo_connections``.
 
     python scripts/demo_servers.py [--log FILE] -- COMMAND [ARG ...]
 
@@ -164,6 +165,32 @@ def run_command(command: list[str], env: dict[str, str], log: str | None) -> int
             return process.wait()
 
 
+@contextmanager
+def demo_connections() -> Iterator[dict[str, str]]:
+    """Both servers, for as long as the block runs; yields the environment variables of their
+    Airflow connections. Afterwards the S3 objects are copied under the Airflow home."""
+    base = _airflow_home() / "demo_servers"
+    with s3_server() as s3, sftp_server(base / "sftp") as sftp:
+        print(
+            f"demo servers: S3 at {s3['extra']['endpoint_url']} (bucket {BUCKET}),"
+            f" SFTP at 127.0.0.1:{sftp['port']} (folder {SFTP_FOLDER})",
+            flush=True,
+        )
+        try:
+            yield {
+                f"AIRFLOW_CONN_{S3_CONN.upper()}": json.dumps(s3),
+                f"AIRFLOW_CONN_{SFTP_CONN.upper()}": json.dumps(sftp),
+            }
+        finally:
+            objects, size = copy_s3(s3, base / "s3")
+            sftp_files = [p for p in (base / "sftp" / SFTP_FOLDER).rglob("*") if p.is_file()]
+            print(
+                f"demo servers: {objects} object(s), {size} bytes in s3://{BUCKET} (copied to"
+                f" {base / 's3'}); {len(sftp_files)} file(s) in {base / 'sftp' / SFTP_FOLDER}",
+                flush=True,
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Start the servers, run the command with their connections, stop the servers."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -173,27 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("give the command to run after --")
-    base = _airflow_home() / "demo_servers"
-    with s3_server() as s3, sftp_server(base / "sftp") as sftp:
-        env = {
-            **os.environ,
-            f"AIRFLOW_CONN_{S3_CONN.upper()}": json.dumps(s3),
-            f"AIRFLOW_CONN_{SFTP_CONN.upper()}": json.dumps(sftp),
-        }
-        print(
-            f"demo servers: S3 at {s3['extra']['endpoint_url']} (bucket {BUCKET}),"
-            f" SFTP at 127.0.0.1:{sftp['port']} (folder {SFTP_FOLDER})",
-            flush=True,
-        )
-        code = run_command(command, env, args.log)
-        objects, size = copy_s3(s3, base / "s3")
-    sftp_files = [p for p in (base / "sftp" / SFTP_FOLDER).rglob("*") if p.is_file()]
-    print(
-        f"demo servers: {objects} object(s), {size} bytes in s3://{BUCKET} (copied to"
-        f" {base / 's3'}); {len(sftp_files)} file(s) in {base / 'sftp' / SFTP_FOLDER}",
-        flush=True,
-    )
-    return code
+    with demo_connections() as connections:
+        return run_command(command, {**os.environ, **connections}, args.log)
 
 
 if __name__ == "__main__":

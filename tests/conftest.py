@@ -13,6 +13,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,3 +84,16 @@ def campaigns_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     folder.mkdir()
     monkeypatch.setenv("CAMPAIGN_SYNC_CAMPAIGNS_DIR", str(folder))
     yield folder
+
+
+@pytest.fixture(scope="session")
+def real_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real Airflow (api-server, scheduler, dag-processor, triggerer; LocalExecutor) with the
+    contract fakes, a moto S3 server and sample sources (see ``airflow_server.RealAirflow``).
+    Tests add campaign files and drive it through the REST API v2 only."""
+    from airflow_server import start_real_airflow, stop_real_airflow
+
+    world = start_real_airflow(tmp_path_factory.mktemp("real_airflow"))
+    yield world
+    survivors = stop_real_airflow(world)
+    assert survivors == [], f"processes left after Airflow stopped: {survivors}"

@@ -134,3 +134,35 @@ def real_time(monkeypatch: Any) -> None:
     from campaign_sync.platforms.clock import SYSTEM
 
     monkeypatch.setattr(AudienceHook, "clock", SYSTEM)
+
+
+def start_fakes() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """One started contract fake per platform, and the connection fields (no ``conn_type``)
+    that point each platform's hook at its fake."""
+    from fakes.attentive import FakeAttentive
+    from fakes.criteo import FakeCriteo
+    from fakes.facebook_ads import FakeFacebookAds
+    from fakes.klaviyo import FakeKlaviyo
+    from fakes.tiktok_ads import API as TIKTOK_API
+    from fakes.tiktok_ads import FakeTikTokAds
+
+    fakes: dict[str, Any] = {
+        "klaviyo": FakeKlaviyo(),
+        "attentive": FakeAttentive(),
+        "criteo": FakeCriteo(),
+        "tiktok_ads": FakeTikTokAds(),
+        "facebook_ads": FakeFacebookAds(),
+    }
+    urls = {name: fake.start() for name, fake in fakes.items()}
+    connections = {
+        "klaviyo": {"host": urls["klaviyo"], "password": fakes["klaviyo"].api_key,
+                    "extra": {"revision": "2025-10-15"}},
+        "attentive": {"host": urls["attentive"], "password": fakes["attentive"].api_key},
+        "criteo": {"host": urls["criteo"], "login": "client-1", "password": "s3cret",
+                   "extra": {"advertiser_id": "4242"}},
+        "tiktok_ads": {"host": urls["tiktok_ads"] + TIKTOK_API, "password": "tt-token",
+                       "extra": {"advertiser_id": "7001"}},
+        "facebook_ads": {"host": urls["facebook_ads"], "password": "EAAtoken123",
+                         "extra": {"ad_account_id": "1029384756"}},
+    }  # fmt: skip
+    return fakes, connections

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -475,3 +477,51 @@ def test_schema_check_fails_when_the_schema_is_missing(
     assert code == 1
     assert err == f"{missing} is out of date: run campaign-sync schema\n"
     assert not missing.exists()
+
+
+def _manifest(run_id: str, logical_date: str | None, run_after: str, completed_at: str) -> dict:
+    return {
+        "campaign": "lifecycle_winback",
+        "dag_id": "lifecycle_winback",
+        "run_id": run_id,
+        "logical_date": logical_date,
+        "run_after": run_after,
+        "completed_at": completed_at,
+        "audience_size": 0,
+        "unassigned": 0,
+        "rows_without_customer_id": 0,
+        "sub_audiences": {},
+        "recipients_history": f"{run_id}/recipients.parquet",
+    }
+
+
+def test_summary_latest_goes_by_run_times_not_file_times(capsys, staging_root):
+    """A backfill run late for old dates: the newest file is not the newest run."""
+    from campaign_sync.operators.manifest import MANIFEST_FILE
+
+    runs = [
+        # (run id, logical date, run_after, completed), written in this order
+        ("scheduled__2026-11-30", "2026-11-30T11:00:00+00:00", "2026-12-01T11:00:00+00:00",
+         "2026-12-01T11:05:00+00:00"),
+        # A manual run has no logical date: it counts from when it was due (run_after).
+        ("manual__2026-12-01", None, "2026-12-01T15:00:00+00:00", "2026-12-01T15:02:00+00:00"),
+        ("backfill__2026-11-02", "2026-11-02T06:00:00-05:00", "2026-11-02T11:00:00+00:00",
+         "2026-12-02T09:00:00+00:00"),
+        ("backfill__2026-11-09", "2026-11-09T06:00:00-05:00", "2026-11-09T11:00:00+00:00",
+         "2026-12-02T09:01:00+00:00"),
+    ]  # fmt: skip
+    for number, (run_id, logical, run_after, completed) in enumerate(runs):
+        path = staging_root / "lifecycle_winback" / run_id / "history" / MANIFEST_FILE
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(_manifest(run_id, logical, run_after, completed)))
+        os.utime(path, (1_800_000_000 + number, 1_800_000_000 + number))
+
+    code, out, _ = run(capsys, "summary", "--latest", "lifecycle_winback")
+    assert code == 0
+    assert "run manual__2026-12-01" in out.splitlines()[0]
+
+    # Without the manual run, the newest logical date wins over two later-written backfills.
+    shutil.rmtree(staging_root / "lifecycle_winback" / "manual__2026-12-01")
+    code, out, _ = run(capsys, "summary", "--latest", "lifecycle_winback")
+    assert code == 0
+    assert "run scheduled__2026-11-30" in out.splitlines()[0]

@@ -7,38 +7,15 @@ import json
 from pathlib import Path
 
 import pytest
-from fakes.attentive import FakeAttentive
-from fakes.criteo import FakeCriteo
-from fakes.facebook_ads import FakeFacebookAds
-from fakes.klaviyo import FakeKlaviyo
-from fakes.tiktok_ads import API as TIKTOK_API
-from fakes.tiktok_ads import FakeTikTokAds
 from helpers import REPO, sample_doc, write_campaign
+from platform_support import start_fakes
 
 PLATFORMS = ("klaviyo", "attentive", "criteo", "tiktok_ads", "facebook_ads")
 
 
 @pytest.fixture
 def platforms(monkeypatch):
-    fakes = {
-        "klaviyo": FakeKlaviyo(),
-        "attentive": FakeAttentive(),
-        "criteo": FakeCriteo(),
-        "tiktok_ads": FakeTikTokAds(),
-        "facebook_ads": FakeFacebookAds(),
-    }
-    urls = {name: fake.start() for name, fake in fakes.items()}
-    connections = {
-        "klaviyo": {"host": urls["klaviyo"], "password": fakes["klaviyo"].api_key,
-                    "extra": {"revision": "2025-10-15"}},
-        "attentive": {"host": urls["attentive"], "password": fakes["attentive"].api_key},
-        "criteo": {"host": urls["criteo"], "login": "client-1", "password": "s3cret",
-                   "extra": {"advertiser_id": "4242"}},
-        "tiktok_ads": {"host": urls["tiktok_ads"] + TIKTOK_API, "password": "tt-token",
-                       "extra": {"advertiser_id": "7001"}},
-        "facebook_ads": {"host": urls["facebook_ads"], "password": "EAAtoken123",
-                         "extra": {"ad_account_id": "1029384756"}},
-    }  # fmt: skip
+    fakes, connections = start_fakes()
     for name, fields in connections.items():
         monkeypatch.setenv(
             f"AIRFLOW_CONN_{name.upper()}_DEFAULT", json.dumps({"conn_type": name, **fields})

@@ -154,16 +154,17 @@ def _sample_data(args: argparse.Namespace) -> int:
 
 def _summary(args: argparse.Namespace) -> int:
     from campaign_sync.layout import RunLayout
-    from campaign_sync.manifest import summary_lines
+    from campaign_sync.manifest import run_time, summary_lines
     from campaign_sync.spec.ids import dag_id_for
 
     if args.latest:
         root = Path(config.staging_root()) / RunLayout.dag_folder(dag_id_for(args.latest))
-        found = sorted(root.glob(RunLayout.manifest_glob()), key=lambda p: p.stat().st_mtime)
-        if not found:
+        runs = [(json.loads(p.read_text()), p) for p in root.glob(RunLayout.manifest_glob())]
+        if not runs:
             print(f"no run manifest under {root}", file=sys.stderr)
             return 1
-        path = found[-1]
+        # The newest run by its own times (logical date, run_after), not by file times.
+        _, path = max(runs, key=lambda item: run_time(item[0]))
     elif args.manifest:
         path = Path(args.manifest)
     else:
@@ -254,7 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_sample_data)
     p = sub.add_parser("summary", help="print a run manifest as a summary")
     p.add_argument("manifest", nargs="?", help="manifest.json of a run")
-    p.add_argument("--latest", metavar="CAMPAIGN", help="the newest local run of a campaign")
+    p.add_argument(
+        "--latest",
+        metavar="CAMPAIGN",
+        help="the newest local run of a campaign, by its logical date (else when it was due)",
+    )
     p.set_defaults(func=_summary)
     p = sub.add_parser(
         "connections",

@@ -24,6 +24,7 @@ def build_manifest(
     *,
     run_id: str,
     logical_date: str | None,
+    run_after: str | None = None,
     audience: dict[str, Any],
     groups: dict[str, dict[str, Any]],
     exports: dict[tuple[str, str], dict[str, Any]],
@@ -92,6 +93,7 @@ def build_manifest(
         "dag_id": plan.dag_id,
         "run_id": run_id,
         "logical_date": logical_date,
+        "run_after": run_after,
         "completed_at": datetime.now(UTC).isoformat(),
         "audience_size": audience["audience_size"],
         "source_rows": audience["source_rows"],
@@ -101,6 +103,22 @@ def build_manifest(
         "sub_audiences": subs,
         "recipients_history": recipients_path,
     }
+
+
+def run_time(manifest: dict[str, Any]) -> tuple[datetime, datetime]:
+    """When a run was for, as a sort key: its logical date, else (manual runs in Airflow 3 have
+    none) the time it was due to run, then when it completed to break ties. A backfill writes
+    old logical dates late, so file times cannot tell which run is the newest."""
+
+    def parse(value: str | None) -> datetime | None:
+        if not value:
+            return None
+        moment = datetime.fromisoformat(value)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+    completed = parse(manifest.get("completed_at")) or datetime.min.replace(tzinfo=UTC)
+    due = parse(manifest.get("logical_date")) or parse(manifest.get("run_after")) or completed
+    return due, completed
 
 
 def summary_lines(manifest: dict[str, Any]) -> list[str]:

@@ -40,6 +40,7 @@ class WriteManifestOperator(CampaignTaskOperator):
             self.plan,
             run_id=context["run_id"],
             logical_date=logical.isoformat() if logical else None,
+            run_after=context["dag_run"].run_after.isoformat(),
             audience=audience,
             groups=groups,
             exports=exports,
