@@ -89,11 +89,13 @@ def test_sample_dag_settings_and_docs():
     # The plan is readable in the UI: sub-audiences, groups, percentages, destinations, attributes.
     for text in ("| active |", "cooling down", "| 90 |", "control", "tiktok_ads", "email -> EMAIL"):
         assert text in dag.doc_md
-    # Export operators by kind: dry-run platforms and the local folder use the local writer.
-    from campaign_sync.operators.export import LocalExportOperator
+    # Export operators by kind: a dry-run platform is visibly one; the local folder writes files.
+    from campaign_sync.operators.export import DryRunExportOperator, LocalExportOperator
 
     tiktok = dag.get_task("at_risk__treatment.export_tiktok")
-    assert isinstance(tiktok, LocalExportOperator) and tiktok.dry_run
+    assert isinstance(tiktok, DryRunExportOperator) and tiktok.dry_run
+    assert tiktok.task_display_name == "export_tiktok (dry run)"
+    assert not tiktok.outlets and tiktok.pool == "default_pool"
     review = dag.get_task("active__treatment.export_review_files")
     assert isinstance(review, LocalExportOperator) and not review.dry_run
 

@@ -19,10 +19,12 @@ from campaign_sync.destinations import REGISTRY
 from campaign_sync.docs import plan_markdown
 from campaign_sync.layout import RunLayout
 from campaign_sync.operators.audience import BuildAudienceOperator
-from campaign_sync.operators.export import ExportOperator, LocalExportOperator
+from campaign_sync.operators.export import DryRunExportOperator, ExportOperator
 from campaign_sync.operators.manifest import WriteManifestOperator
 from campaign_sync.operators.projection import ProjectAttributesOperator
-from campaign_sync.plan import build_plan
+from campaign_sync.params import dag_params
+from campaign_sync.plan import CampaignPlan, build_plan
+from campaign_sync.pools import pool_of
 from campaign_sync.spec.checks import Problem
 from campaign_sync.spec.echo import clip
 from campaign_sync.spec.ids import dag_id_for, slug
@@ -57,12 +59,50 @@ def schedule_args(schedule: Schedule | None) -> dict[str, Any]:
     timetable: Any = (
         schedule.cron if cron is None else CronTriggerTimetable(cron, timezone=schedule.timezone)
     )
+    if schedule.assets:
+        timetable = asset_schedule(schedule, timetable if cron is not None else None)
     return {
         "schedule": timetable,
         "start_date": schedule.aware(schedule.start_date),
         "end_date": schedule.last_run(),
         "catchup": schedule.catchup,
     }
+
+
+# --- data-aware schedules and delivery assets ------------------------------------------------
+
+
+def asset_schedule(schedule: Schedule, timetable: Any | None) -> Any:
+    """The schedule on the campaign's source assets (any or all of them), or beside cron."""
+    from airflow.sdk import Asset, AssetAll, AssetAny, AssetOrTimeSchedule
+
+    assets = [Asset(uri=uri) for uri in schedule.assets]
+    condition = AssetAll(*assets) if schedule.assets_mode == "all" else AssetAny(*assets)
+    if timetable is None:
+        return condition
+    return AssetOrTimeSchedule(timetable=timetable, assets=condition)
+
+
+def delivery_asset_uri(dag_id: str, destination: str) -> str:
+    """URI of the asset a campaign's exports to ``destination`` update (one per destination)."""
+    return f"campaign-sync://{dag_id}/{slug(destination)}"
+
+
+def _export_extras(plan: CampaignPlan, name: str) -> dict[str, Any]:
+    """Operator arguments of one export beyond its work: the delivery asset it updates and
+    the connection's pool it runs in (``campaign_sync.pools``)."""
+    from airflow.sdk import Asset
+
+    dest = plan.campaign.destinations[name]
+    extras: dict[str, Any] = {}
+    if not dest.dry_run:
+        uri = delivery_asset_uri(plan.dag_id, name)
+        extras["outlets"] = [Asset(uri=uri, name=uri)]
+    pool = pool_of(dest)
+    if pool is not None:
+        extras["pool"] = pool.name
+        extras["limit_share"] = pool.slots
+    return extras
 
 
 def _default_args(campaign: Campaign) -> dict[str, Any]:
@@ -79,7 +119,7 @@ def _default_args(campaign: Campaign) -> dict[str, Any]:
 def _exporter(campaign: Campaign, destination: str) -> type[ExportOperator]:
     dest = campaign.destinations[destination]
     if dest.dry_run:
-        return LocalExportOperator
+        return DryRunExportOperator
     from airflow.sdk.module_loading import import_string
 
     path = REGISTRY[dest.type].exporter
@@ -100,11 +140,16 @@ def build_dag(loaded: LoadedCampaign) -> DAG:
             default_args=_default_args(campaign),
             # A campaign's runs must not overlap: each one reads the recipients of the last.
             max_active_runs=1,
+            params=dag_params(plan),
             **schedule_args(campaign.schedule),
         ) as dag
     ):
         audience = BuildAudienceOperator(task_id=RunLayout.BUILD_AUDIENCE, plan=plan)
-        manifest = WriteManifestOperator(task_id=RunLayout.WRITE_MANIFEST, plan=plan)
+        # Exports left out by the run's ``destinations`` parameter are skipped: the manifest
+        # still runs and records them.
+        manifest = WriteManifestOperator(
+            task_id=RunLayout.WRITE_MANIFEST, plan=plan, trigger_rule="none_failed"
+        )
         for group in plan.groups:
             kind = "control: recorded, not sent" if group.is_control else "treatment"
             with TaskGroup(
@@ -125,6 +170,7 @@ def build_dag(loaded: LoadedCampaign) -> DAG:
                         conn_id=dest.conn_id,
                         options=dest.options,
                         dry_run=dest.dry_run,
+                        **_export_extras(plan, name),
                     )
             audience >> task_group >> manifest
     return dag

@@ -32,6 +32,8 @@ def build_manifest(
 ) -> dict[str, Any]:
     """Assemble and reconcile the manifest of one run."""
     problems: list[str] = []
+    params = audience.get("params") or {}
+    chosen = params.get("destinations") or []
     subs: dict[str, Any] = {
         name: {"members": 0, "treatment_groups": {}} for name in plan.sub_audiences
     }
@@ -51,6 +53,13 @@ def build_manifest(
                     f"{group.group_id} -> {name}: {dest['rows']} projected + {dest['rejected']} "
                     f"rejected != {out['members']} members"
                 )
+            if sent is None and chosen and name not in chosen:
+                # Left out by the run's ``destinations`` parameter: skipped, nothing sent.
+                destinations[name] = skipped_destination(plan, name, dest)
+                continue
+            if sent is None:
+                problems.append(f"{group.group_id} -> {name}: no export result")
+                continue
             if sent["rows_sent"] != dest["rows"]:
                 problems.append(
                     f"{group.group_id} -> {name}: sent {sent['rows_sent']} of {dest['rows']}"
@@ -75,12 +84,13 @@ def build_manifest(
             "destinations": destinations,
         }
     assigned = sum(s["members"] for s in subs.values())
+    sampled_out = audience.get("sampled_out", 0)
     if plan.campaign.assignment.first_match_only and (
-        assigned + audience["unassigned"] != audience["audience_size"]
+        assigned + audience["unassigned"] + sampled_out != audience["audience_size"]
     ):
         problems.append(
-            f"sub-audiences hold {assigned} + {audience['unassigned']} unassigned, "
-            f"audience is {audience['audience_size']}"
+            f"sub-audiences hold {assigned} + {audience['unassigned']} unassigned"
+            f" + {sampled_out} left out of the sample, audience is {audience['audience_size']}"
         )
     if problems:
         raise ReconciliationError(
@@ -100,8 +110,36 @@ def build_manifest(
         "rows_without_customer_id": audience["rows_without_customer_id"],
         "unassigned": audience["unassigned"],
         "first_match_only": plan.campaign.assignment.first_match_only,
+        "params": params,
+        "sampled_out": sampled_out,
         "sub_audiences": subs,
         "recipients_history": recipients_path,
+    }
+
+
+def skipped_destination(plan: CampaignPlan, name: str, projected: dict[str, Any]) -> dict[str, Any]:
+    """The manifest entry of a destination the run's ``destinations`` parameter left out."""
+    return {
+        "type": plan.campaign.destinations[name].type,
+        "skipped": "not in trigger parameter destinations",
+        "dry_run": False,
+        "rows_sent": 0,
+        "rows_projected": projected["rows"],
+        "rows_rejected": projected["rejected"],
+        "rejected_by_reason": projected["rejected_by_reason"],
+        "values_cleared": projected["values_cleared"],
+        "location": None,
+    }
+
+
+def skipped_destinations(manifest: dict[str, Any]) -> set[str]:
+    """Names of the destinations a run skipped (the history holds no rows for them)."""
+    return {
+        name
+        for sub in manifest["sub_audiences"].values()
+        for group in sub["treatment_groups"].values()
+        for name, dest in group["destinations"].items()
+        if dest.get("skipped")
     }
 
 
@@ -128,13 +166,21 @@ def summary_lines(manifest: dict[str, Any]) -> list[str]:
         f"  audience: {manifest['audience_size']} customers, {manifest['unassigned']} unassigned,"
         f" {manifest['rows_without_customer_id']} source rows without a customer id",
     ]
+    params = manifest.get("params") or {}
+    if params.get("dry_run") or params.get("sample_size") or params.get("destinations"):
+        lines.append(f"  trigger parameters: {params}")
+    if manifest.get("sampled_out"):
+        lines.append(f"  sample: {manifest['sampled_out']} members left out")
     for sub_name, sub in manifest["sub_audiences"].items():
         lines.append(f"  {sub_name}: {sub['members']}")
         for group_name, group in sub["treatment_groups"].items():
             tag = " (control: recorded, not sent)" if group["is_control"] else ""
             lines.append(f"    {group_name}: {group['members']}{tag}")
             for dest_name, dest in group["destinations"].items():
-                mode = " [dry run]" if dest["dry_run"] else ""
+                if dest.get("skipped"):
+                    lines.append(f"      -> {dest_name}: skipped ({dest['skipped']})")
+                    continue
+                mode = f" [dry run, written to {dest['location']}]" if dest["dry_run"] else ""
                 reasons = ", ".join(f"{r}: {n}" for r, n in dest["rejected_by_reason"].items())
                 line = (
                     f"      -> {dest_name}{mode}: {dest['rows_sent']} sent,"

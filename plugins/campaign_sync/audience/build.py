@@ -6,6 +6,7 @@ each group's projection reads only its own rows.
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from contextlib import closing
 from dataclasses import asdict, dataclass
@@ -36,6 +37,7 @@ class AudienceSummary:
     rows_without_customer_id: int
     unassigned: int
     group_members: dict[str, int]
+    sampled_out: int = 0
 
     def to_xcom(self) -> dict[str, Any]:
         """Plain-dict form for XCom."""
@@ -66,9 +68,11 @@ def build_audience(
     *,
     batch_rows: int,
     memory_limit: str,
+    sample_size: int = 0,
 ) -> AudienceSummary:
     """Run the audience query on ``hook`` and stage the assigned audience at
-    ``layout.audience``."""
+    ``layout.audience``; with ``sample_size`` > 0 only that many members per group are staged
+    (see ``sample_sql``)."""
     campaign = plan.campaign
     n_subs = len(campaign.sub_audiences)
     with (
@@ -102,10 +106,15 @@ def build_audience(
         assigned = (
             f"SELECT {keep}, {group_index_sql(plan, '__sub', '__bucket')} AS {g} FROM {members}"
         )
+        grouped = f"SELECT * FROM ({assigned}) WHERE {g} IS NOT NULL"
+        sampled_out = 0
+        if sample_size:
+            total = con.execute(f"SELECT count(*) FROM ({grouped})").fetchone()[0]
+            grouped = sample_sql(grouped, campaign.hash_salt, sample_size)
+            sampled_out = total - con.execute(f"SELECT count(*) FROM ({grouped})").fetchone()[0]
         with staging.write_dir(layout.audience) as out:
             con.execute(
-                f"COPY (SELECT * FROM ({assigned}) WHERE {g} IS NOT NULL) TO "
-                f"{duck.literal(str(out))} (FORMAT parquet, PARTITION_BY ({g}))"
+                f"COPY ({grouped}) TO {duck.literal(str(out))} (FORMAT parquet, PARTITION_BY ({g}))"
             )
             # Every group gets a folder, even an empty one, so its projection reads a schema.
             for index in range(len(plan.groups)):
@@ -131,4 +140,22 @@ def build_audience(
         rows_without_customer_id=source_rows - with_id,
         unassigned=0 if plan.remaining else unmatched,
         group_members={g.group_id: int(counts.get(i, 0)) for i, g in enumerate(plan.groups)},
+        sampled_out=sampled_out,
+    )
+
+
+def sample_key(salt: str, customer_id: str) -> str:
+    """A member's sample rank key: the sample holds the ``n`` smallest keys of each group."""
+    return hashlib.sha256(f"sample:{salt}:{customer_id}".encode()).hexdigest()
+
+
+def sample_sql(grouped: str, salt: str, size: int) -> str:
+    """``grouped`` (rows with ``__customer_id`` and the group column) cut to ``size`` members per
+    group: those with the smallest ``sample_key``, so the same size always gives the same
+    members, and every destination of a group gets the same ones."""
+    key = f"sha256({duck.literal(f'sample:{salt}:')} || __customer_id)"
+    g = RunLayout.AUDIENCE_PARTITION
+    return (
+        f"SELECT * FROM ({grouped}) QUALIFY row_number() OVER "
+        f"(PARTITION BY {g} ORDER BY {key}, __customer_id) <= {int(size)}"
     )

@@ -47,6 +47,9 @@ FACEBOOK_ADS = platform_type(
         max_batch_rows=10_000,
         identifiers=("EXTERN_ID", "EMAIL", "PHONE", "MADID"),
         identifier_rule="any",
+        concurrency=1,
+        concurrency_source="one replace session at a time per ad account is commonly cited "
+        "(not confirmed in Meta's published docs); rate-limit errors are per ad account",
     ),
     form=ConnectionForm(
         "Facebook Ads",

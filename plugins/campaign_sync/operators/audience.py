@@ -9,6 +9,7 @@ from airflow.sdk import BaseHook
 from campaign_sync import config
 from campaign_sync.failures import PermanentError
 from campaign_sync.operators.base import CampaignTaskOperator
+from campaign_sync.params import from_context as run_params_from_context
 
 
 class BuildAudienceOperator(CampaignTaskOperator):
@@ -20,6 +21,9 @@ class BuildAudienceOperator(CampaignTaskOperator):
         """Returns the audience summary (paths and counts only)."""
         from campaign_sync.audience.build import build_audience  # pyarrow/duckdb: not at parse
 
+        # Trigger parameters are checked first: a bad value fails the run before any work.
+        params = run_params_from_context(self.plan, context)
+        self.log.info("Trigger parameters: %s", params.to_dict())
         source = self.plan.campaign.source
         hook = BaseHook.get_hook(source.conn_id)
         if not hasattr(hook, "get_conn") or not hasattr(hook, "get_records"):
@@ -35,6 +39,7 @@ class BuildAudienceOperator(CampaignTaskOperator):
             self.layout(context),
             batch_rows=config.batch_rows(),
             memory_limit=config.duckdb_memory_limit(),
+            sample_size=params.sample_size,
         )
         self.log.info(
             "Audience for %s: %d customers (%d rows without customer id, %d unassigned); "
@@ -45,4 +50,9 @@ class BuildAudienceOperator(CampaignTaskOperator):
             summary.unassigned,
             summary.group_members,
         )
-        return summary.to_xcom()
+        if params.sample_size:
+            self.log.info(
+                "Sample of %d per group: %d members left out", params.sample_size,
+                summary.sampled_out,
+            )  # fmt: skip
+        return {**summary.to_xcom(), "params": params.to_dict()}

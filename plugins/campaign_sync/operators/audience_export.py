@@ -15,6 +15,7 @@ from campaign_sync.destinations.templating import render_name
 from campaign_sync.digests import file_sha256, sha256_int
 from campaign_sync.layout import RunLayout
 from campaign_sync.operators.export import ExportOperator
+from campaign_sync.pools import shared_limits
 from campaign_sync.staging import Staging
 
 
@@ -48,9 +49,14 @@ class PlatformExportOperator(ExportOperator):
     credentials, a missing audience, a refused request) end the task without retries.
     """
 
-    def __init__(self, *, hook_class: type | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *, hook_class: type | None = None, limit_share: int = 1, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.hook_class = hook_class
+        # Exports that may run at once on this account (its pool's slots): this task keeps to
+        # its share of the account's rate, so together they stay under it.
+        self.limit_share = limit_share
 
     def _hook(self, dest_type: str) -> Any:
         hook_class = self.hook_class
@@ -60,7 +66,10 @@ class PlatformExportOperator(ExportOperator):
             path = REGISTRY[dest_type].hook
             assert path is not None, "platform destination types name their hook"
             hook_class = import_string(path)
-        return hook_class(self.conn_id)
+        hook = hook_class(self.conn_id)
+        if self.limit_share > 1:
+            hook.rate_limits = shared_limits(hook.rate_limits, self.limit_share)
+        return hook
 
     def deliver(self, source: Path, context: Any) -> dict[str, Any]:
         """Sync the audience; return rows now in it and what was sent."""

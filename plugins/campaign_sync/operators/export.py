@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from abc import abstractmethod
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from campaign_sync.destinations.templating import render
 from campaign_sync.failures import ContractViolation, checked_options
 from campaign_sync.layout import RunLayout
 from campaign_sync.operators.base import CampaignTaskOperator
+from campaign_sync.params import from_context as run_params_from_context
 
 DRY_RUN_FOLDER = "dry_run"
 
@@ -70,43 +72,66 @@ class ExportOperator(CampaignTaskOperator):
         }
 
     def execute(self, context: Any) -> dict[str, Any]:
-        """Deliver the projected rows; returns rows sent and where they went."""
+        """Deliver the projected rows (or write them locally in a dry run); returns rows sent
+        and where they went. Skipped when the run's ``destinations`` parameter leaves it out."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        params = run_params_from_context(self.plan, context)
+        if not params.selected(self.destination):
+            raise AirflowSkipException(
+                f"{self.who()}: not in this run's trigger parameter 'destinations' "
+                f"{list(params.destinations)}; skipped"
+            )
         projected = self.projected(context)
         path = Path(self.layout(context).projected(self.group_id, self.destination))
+        dry_run = self.dry_run or params.dry_run
         with self.staging().read_dir(str(path.parent)) as folder:
-            result = self.deliver(folder / path.name, context)
+            source = folder / path.name
+            write = self.write_dry_run if dry_run else self.deliver
+            result = write(source, context)
         if result["rows_sent"] != projected["rows"]:
             raise ContractViolation(
                 f"campaign {self.plan.campaign.name!r}: destination {self.destination!r} in "
                 f"{self.group_id!r} sent {result['rows_sent']} rows of {projected['rows']}"
                 " projected; the exporter lost or added rows (a bug: report it with this log)"
             )
-        self.log.info(
-            "%s -> %s: %d rows delivered", self.group_id, self.destination, result["rows_sent"]
-        )
+        if dry_run:
+            why = "destination dry_run" if self.dry_run else "trigger parameter dry_run"
+            self.log.info(
+                "DRY RUN (%s): %s -> %s: %d rows written to %s; nothing was sent",
+                why, self.group_id, self.destination, result["rows_sent"], result["location"],
+            )  # fmt: skip
+        else:
+            self.log.info(
+                "%s -> %s: %d rows delivered", self.group_id, self.destination, result["rows_sent"]
+            )
+        self.announce(context, result)
         return {"destination": self.destination, "group_id": self.group_id, **result}
 
-    @abstractmethod
-    def deliver(self, source: Path, context: Any) -> dict[str, Any]:
-        """Send the rows in ``source``; return at least ``rows_sent``."""
+    def announce(self, context: Any, result: dict[str, Any]) -> None:
+        """Describe the delivery on this task's outlet asset event (counts only): followers see
+        whether it was a dry run."""
+        for asset in self.outlets:
+            with contextlib.suppress(KeyError, TypeError, AttributeError):
+                context["outlet_events"][asset].extra = {
+                    "campaign": self.plan.campaign.name,
+                    "group_id": self.group_id,
+                    "destination": self.destination,
+                    "rows_sent": result["rows_sent"],
+                    "dry_run": bool(result.get("dry_run")),
+                    "run_id": context["run_id"],
+                }
 
+    def write_dry_run(self, source: Path, context: Any) -> dict[str, Any]:
+        """Write the exact payload as a CSV under the output root's ``dry_run/`` folder."""
+        return self.write_local(source, context, LocalOptions(path=DRY_RUN_FOLDER), dry_run=True)
 
-class LocalExportOperator(ExportOperator):
-    """Write the rows as a CSV or Parquet file in a local folder (the ``local`` destination).
-
-    With ``dry_run`` the payload a platform would receive is written under the output root's
-    ``dry_run/`` folder instead, and nothing leaves the machine.
-    """
-
-    def deliver(self, source: Path, context: Any) -> dict[str, Any]:
-        """Write the file under its final name atomically."""
+    def write_local(
+        self, source: Path, context: Any, opts: LocalOptions, *, dry_run: bool
+    ) -> dict[str, Any]:
+        """Write ``source`` as a local file, as ``opts`` say, under its final name atomically."""
         from campaign_sync.writers import write_file  # pyarrow: not at parse time
 
-        opts = (
-            LocalOptions(path=DRY_RUN_FOLDER)
-            if self.dry_run
-            else checked_options(LocalOptions, self.options, self.who())
-        )
         folder = Path(opts.path)
         if not folder.is_absolute():
             folder = config.output_root() / folder
@@ -120,4 +145,33 @@ class LocalExportOperator(ExportOperator):
             delimiter=opts.delimiter,
             batch_rows=config.batch_rows(),
         )
-        return {"rows_sent": rows, "location": str(target), "dry_run": self.dry_run}
+        return {"rows_sent": rows, "location": str(target), "dry_run": dry_run}
+
+    @abstractmethod
+    def deliver(self, source: Path, context: Any) -> dict[str, Any]:
+        """Send the rows in ``source``; return at least ``rows_sent``."""
+
+
+class LocalExportOperator(ExportOperator):
+    """Write the rows as a CSV or Parquet file in a local folder (the ``local`` destination)."""
+
+    def deliver(self, source: Path, context: Any) -> dict[str, Any]:
+        """Write the file under its final name atomically."""
+        opts = checked_options(LocalOptions, self.options, self.who())
+        return self.write_local(source, context, opts, dry_run=False)
+
+
+class DryRunExportOperator(ExportOperator):
+    """A destination with ``dry_run: true``: its exact payload is written under the output
+    root's ``dry_run/`` folder and nothing leaves the machine. Shown as "<task> (dry run)"."""
+
+    ui_color = "#fff4c2"
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("task_display_name", f"{kwargs['task_id']} (dry run)")
+        kwargs["dry_run"] = True
+        super().__init__(**kwargs)
+
+    def deliver(self, source: Path, context: Any) -> dict[str, Any]:
+        """Never sends: the same local write as every dry run."""
+        return self.write_dry_run(source, context)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from campaign_sync import config, duck
-from campaign_sync.manifest import build_manifest, summary_lines
+from campaign_sync.manifest import build_manifest, skipped_destinations, summary_lines
 from campaign_sync.operators.base import CampaignTaskOperator
 
 
@@ -54,9 +54,10 @@ class WriteManifestOperator(CampaignTaskOperator):
             stack.callback(con.close)
             folders = [stack.enter_context(staging.read_dir(layout.group(g))) for g in groups]
             parts = [duck.literal(str(f / layout.RECIPIENTS_FILE)) for f in folders]
+            recipients = f"read_parquet([{', '.join(parts)}], union_by_name = true)"
             with staging.write_dir(layout.history) as out:
                 con.execute(
-                    f"COPY (SELECT * FROM read_parquet([{', '.join(parts)}], union_by_name = true))"
+                    f"COPY ({_delivered_sql(recipients, skipped_destinations(manifest))})"
                     f" TO {duck.literal(str(out / layout.RECIPIENTS_FILE))} (FORMAT parquet)"
                 )
                 (out / layout.MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
@@ -67,3 +68,11 @@ class WriteManifestOperator(CampaignTaskOperator):
             "recipients_history": manifest["recipients_history"],
             "audience_size": manifest["audience_size"],
         }
+
+
+def _delivered_sql(recipients: str, skipped: set[str]) -> str:
+    """The recipients history without the rows of destinations this run skipped."""
+    if not skipped:
+        return f"SELECT * FROM {recipients}"
+    names = ", ".join(duck.literal(n) for n in sorted(skipped))
+    return f"SELECT * FROM {recipients} WHERE destination IS NULL OR destination NOT IN ({names})"

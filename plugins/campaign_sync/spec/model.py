@@ -10,7 +10,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -92,6 +92,27 @@ class Schedule(_Strict):
     max_runs: int | None = Field(default=None, ge=1, le=1_000)
     catchup: bool = False
     timezone: str = "UTC"
+    # --- data-aware schedules ---
+    assets: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Airflow Asset URIs (or names) whose updates start a run, instead of or "
+        "beside cron.",
+    )
+    assets_mode: Literal["any", "all"] = Field(
+        default="any", description="Run when any asset is updated, or only once all are."
+    )
+
+    @field_validator("assets")
+    @classmethod
+    def _valid_assets(cls, value: list[str]) -> list[str]:
+        for i, uri in enumerate(value):
+            problem = asset_problem(uri)
+            if problem:
+                raise ValueError(f"assets[{i}] {short(uri)}: {problem}")
+        if len(set(value)) != len(value):
+            raise ValueError("an asset is listed twice")
+        return value
 
     @field_validator("cron")
     @classmethod
@@ -130,6 +151,8 @@ class Schedule(_Strict):
             raise ValueError("give end_date or max_runs, not both")
         if self.max_runs is not None and self.cron in (None, "@once"):
             raise ValueError("max_runs needs a recurring cron schedule")
+        if self.assets and self.cron == "@once":
+            raise ValueError("assets go with a recurring cron or none, not @once")
         if self.end_date is not None and self.aware(self.end_date) < self.aware(self.start_date):
             raise ValueError("end_date is before start_date")
         if self.cron_expression is not None:
@@ -168,6 +191,23 @@ class Schedule(_Strict):
             value = datetime(value.year, value.month, value.day)
         aware = value if value.tzinfo else value.replace(tzinfo=ZoneInfo(self.timezone))
         return aware.astimezone(UTC).astimezone(aware.tzinfo)  # normalizes folds and gaps
+
+
+def asset_problem(uri: str) -> str | None:
+    """Why Airflow's ``Asset`` refuses ``uri``, or None when it takes it."""
+    import warnings
+
+    if not isinstance(uri, str) or not uri.strip():
+        return "must be a non-empty URI or name"
+    from airflow.sdk import Asset
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # e.g. a password in the URI
+            Asset(uri=uri)
+    except (ValueError, TypeError, UserWarning) as exc:
+        return str(exc).split("\n")[0][:200] or type(exc).__name__
+    return None
 
 
 class Retries(_Strict):
@@ -303,6 +343,20 @@ class Destination(_Strict):
         "that uses this destination."
     )
     options: dict[str, Any] = Field(default_factory=dict)
+    # --- shared limits (campaign_sync.pools) ---
+    pool: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,256}$")] | None = Field(
+        default=None,
+        description="Airflow pool of this destination's exports (platforms only); default "
+        "campaign_sync__<conn_id>, shared by every campaign on the connection.",
+    )
+    concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=128,
+        description="Exports that may run at once on this account: the pool's slots, and the "
+        "divisor of the account's rate for each export. Default: the platform's declared "
+        "concurrency.",
+    )
 
     @field_validator("attributes")
     @classmethod

@@ -1,0 +1,87 @@
+"""Airflow pools that share a platform account's limits among parallel exports.
+
+Every platform export runs in its connection's pool (``campaign_sync__<conn_id>`` unless the
+destination names one), so at most ``slots`` exports use one account at a time, whatever the
+campaigns. Each export's rate limiter gets the account's rate divided by those slots: together
+they stay under the account's limit. The slots are the destination's ``concurrency`` or the
+platform's declared ``Capabilities.concurrency``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from campaign_sync.destinations import REGISTRY
+from campaign_sync.spec.model import Campaign, Destination
+
+PREFIX = "campaign_sync__"
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """A pool the campaigns need: its name, slots and what uses it."""
+
+    name: str
+    slots: int
+    description: str
+
+
+def pool_name(conn_id: str) -> str:
+    """The default pool of a platform connection."""
+    return f"{PREFIX}{conn_id}"
+
+
+def uses_pool(dest: Destination) -> bool:
+    """Whether a destination's exports run in a shared pool (platforms that really send)."""
+    return REGISTRY[dest.type].capabilities is not None and not dest.dry_run
+
+
+def pool_of(dest: Destination) -> PoolSpec | None:
+    """The pool a destination's exports run in, or None (files, dry runs)."""
+    if not uses_pool(dest):
+        return None
+    caps = REGISTRY[dest.type].capabilities
+    assert caps is not None
+    conn_id = dest.conn_id or f"{dest.type}_default"
+    slots = dest.concurrency or caps.concurrency
+    return PoolSpec(
+        dest.pool or pool_name(conn_id),
+        slots,
+        f"campaign-sync: exports on connection {conn_id} ({dest.type}); {slots} at once "
+        f"({'destination concurrency' if dest.concurrency else caps.concurrency_source})"[:500],
+    )
+
+
+def shared_limits(limits: list[tuple[int, float]], slots: int) -> list[tuple[int, float]]:
+    """One export's share of an account's limits when ``slots`` exports run at once: each
+    limit divided by the slots, rounded down, never below one call per window."""
+    return [(max(1, calls // max(1, slots)), window) for calls, window in limits]
+
+
+def needed_pools(campaigns: list[Campaign]) -> dict[str, PoolSpec]:
+    """Every pool the campaigns' exports use, by name (the largest slots asked for wins)."""
+    found: dict[str, PoolSpec] = {}
+    for campaign in campaigns:
+        for dest in campaign.destinations.values():
+            spec = pool_of(dest)
+            if spec is not None and (spec.name not in found or spec.slots > found[spec.name].slots):
+                found[spec.name] = spec
+    return found
+
+
+def ensure_pools(specs: dict[str, PoolSpec]) -> dict[str, tuple[str, int]]:
+    """Create the missing pools in Airflow's metadata database; existing ones keep their slots
+    (an operator may have changed them on purpose). Returns name -> (created|exists, slots)."""
+    from airflow.models.pool import Pool
+
+    report: dict[str, tuple[str, int]] = {}
+    existing = {p.pool: p.slots for p in Pool.get_pools()}
+    for name, spec in sorted(specs.items()):
+        if name in existing:
+            report[name] = ("exists", existing[name])
+            continue
+        Pool.create_or_update_pool(
+            name, slots=spec.slots, description=spec.description, include_deferred=False
+        )
+        report[name] = ("created", spec.slots)
+    return report
