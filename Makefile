@@ -83,6 +83,11 @@ demo: install
 # components by the bare name `airflow`), the port from AIRFLOW__API__PORT (default 8080), and
 # on Ctrl-C or SIGTERM every component, LocalExecutor workers and the demo servers stop.
 ui: install
+	@mkdir -p $(AIRFLOW_HOME)
+	@# The pools the campaigns' platform exports run in (one per connection), before the scheduler.
+	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 \
+		|| { cat $(AIRFLOW_HOME)/db-migrate.log; exit 1; }
+	$(BIN)/campaign-sync pools
 	$(BIN)/python scripts/airflow_ui.py
 
 lint: install

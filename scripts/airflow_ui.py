@@ -263,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"airflow_ui: airflow db migrate failed, see {args.log_dir}", flush=True)
                     return 1
                 del tree.started["db-migrate"]
+                _create_pools(tree, env, args.log_dir)
                 for name in COMPONENTS:
                     tree.start(name, [airflow, name], env, args.log_dir / f"{name}.log")
             else:
@@ -274,6 +275,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"airflow_ui: something still listens on port {port}", flush=True)
         code = code or 1
     return code
+
+
+def _create_pools(tree: ProcessTree, env: dict[str, str], log_dir: Path) -> None:
+    """Create the pools the campaigns' platform exports run in (a missing pool holds its
+    exports unscheduled); a failure is reported, the components still start."""
+    pools = tree.start("pools", [str(BIN / "campaign-sync"), "pools"], env, log_dir / "pools.log")
+    if pools.wait() != 0:
+        print(f"airflow_ui: campaign-sync pools failed, see {log_dir / 'pools.log'}", flush=True)
+    del tree.started["pools"]
 
 
 def _shutdown(tree: ProcessTree, port: int) -> None:

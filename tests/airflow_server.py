@@ -306,14 +306,37 @@ class RealAirflow:
     mutable_db: Path
 
     def add_campaign(self, name: str, doc: dict[str, Any] | str) -> Path:
-        """Write a campaign file into the folder the dag-processor reads."""
+        """Write a campaign file into the folder the dag-processor reads, after creating the
+        pools its platform exports run in (through the REST API, as ``campaign-sync pools``
+        does in the metadata database): a missing pool would hold them unscheduled."""
+        if isinstance(doc, dict):
+            self.ensure_pools(doc)
         return write_campaign(self.campaigns, name, doc)
+
+    def ensure_pools(self, doc: dict[str, Any]) -> dict[str, int]:
+        """Create the campaign's missing pools; returns every pool it uses with its slots."""
+        from campaign_sync.pools import needed_pools
+        from campaign_sync.spec.model import Campaign
+        from pydantic import ValidationError
+
+        try:
+            campaign = Campaign.model_validate(doc)
+        except ValidationError:
+            return {}  # a broken file: the dag-processor shows its error
+        slots = {}
+        for name, spec in needed_pools([campaign]).items():
+            found = self.server.api("GET", f"/pools/{name}", expect=None)
+            if not found or found.get("name") != name:
+                body = {"name": name, "slots": spec.slots, "description": spec.description}
+                found = self.server.api("POST", "/pools", json=body, expect=201)
+            slots[name] = found["slots"]
+        return slots
 
     def manifest(self, dag_id: str, run_id: str) -> dict[str, Any]:
         """A run's manifest, from the staging folder."""
-        from campaign_sync.staging import run_prefix
+        from campaign_sync.layout import RunLayout
 
-        path = self.staging / run_prefix(dag_id, run_id) / "history" / "manifest.json"
+        path = self.staging / RunLayout(dag_id, run_id).manifest
         return json.loads(path.read_text())
 
 

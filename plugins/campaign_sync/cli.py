@@ -1,5 +1,5 @@
 """The ``campaign-sync`` command: validate, plan, schema, sample-data, summary, connections,
-retention."""
+retention, pools."""
 
 from __future__ import annotations
 
@@ -225,6 +225,32 @@ def _retention(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pools(args: argparse.Namespace) -> int:
+    from campaign_sync.pools import ensure_pools, needed_pools
+
+    result = load_folder(config.campaigns_dir())
+    needed = needed_pools([c.campaign for c in result.campaigns])
+    if not needed:
+        print("no campaign exports to a platform: no pools needed")
+        return 0
+    if args.check:
+        from airflow.models.pool import Pool
+
+        existing = {p.pool: p.slots for p in Pool.get_pools()}
+        report = {
+            name: ("exists", existing[name]) if name in existing else ("MISSING", spec.slots)
+            for name, spec in sorted(needed.items())
+        }
+    else:
+        report = ensure_pools(needed)
+    for name, (state, slots) in report.items():
+        print(f"{name}: {state}, {slots} slots  ({needed[name].description})")
+    missing = [n for n, (state, _) in report.items() if state == "MISSING"]
+    if missing:
+        print(f"missing pools: {', '.join(missing)}; run campaign-sync pools", file=sys.stderr)
+    return 1 if missing else 0
+
+
 def _days(value: str) -> int:
     try:
         return config.check_retention_days(value, "--days")
@@ -280,6 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
         f" {config.DEFAULT_RETENTION_DAYS})",
     )
     p.set_defaults(func=_retention)
+    p = sub.add_parser(
+        "pools",
+        help="create the Airflow pools the campaigns' platform exports run in (one per "
+        "connection) if missing, and report them",
+    )
+    p.add_argument("--check", action="store_true", help="only report; exit 1 if one is missing")
+    p.set_defaults(func=_pools)
     return parser
 
 

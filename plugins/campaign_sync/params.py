@@ -118,7 +118,9 @@ def run_params(
 
 
 def from_context(plan: CampaignPlan, context: Mapping[str, Any]) -> RunParams:
-    """The checked parameters of the running task's DAG run."""
+    """The checked parameters of the running task's DAG run: the run's conf over the
+    defaults. (Read from the conf, not ``context["params"]``: a task object reused in one
+    process, as ``dag.test`` does, keeps an earlier run's merged params.)"""
     dag_run = context.get("dag_run")
     conf = getattr(dag_run, "conf", None) or {}
-    return run_params(plan, context.get("params") or {}, conf)
+    return run_params(plan, {**RunParams().to_dict(), **conf}, conf)

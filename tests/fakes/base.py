@@ -61,6 +61,9 @@ class FakePlatform:
         self.throttled = 0
         self.slow_seconds = 0.0  # added to every data request (for kill tests)
         self.in_flight = 0
+        self.max_in_flight = 0  # most requests handled at once (shared-limit tests)
+        # The account's concurrency limit: a request beyond it is refused with 429.
+        self.concurrency_limit: int | None = None
         self._server: ThreadingHTTPServer | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -142,7 +145,17 @@ class FakePlatform:
     def _dispatch(self, handler: BaseHTTPRequestHandler) -> None:
         with self.lock:
             self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            over = self.concurrency_limit is not None and self.in_flight > self.concurrency_limit
+            if over:
+                self.throttled += 1
         try:
+            if over:
+                length = int(handler.headers.get("Content-Length") or 0)
+                if length:
+                    handler.rfile.read(length)
+                self._send(handler, self.throttle_response(True, {"retry_after": 1}))
+                return
             self._handle_one(handler)
         finally:
             with self.lock:
