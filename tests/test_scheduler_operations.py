@@ -1,0 +1,182 @@
+"""Operating campaigns on a real Airflow scheduler, through the REST API v2 only: trigger
+parameters, a schedule on an asset, and shared pools keeping two campaigns on one account under
+its concurrency.
+
+Assertions are on what reached the destinations: the contract fakes count every request.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from campaign_sync.pools import pool_name
+
+
+def _campaign(name: str, groups: list[dict[str, Any]], destinations: dict[str, Any], **more: Any):
+    return {
+        "name": name,
+        "source": {"conn_id": "sched_sample", "table": "merged_customers"},
+        "retries": {"count": 0},
+        "sub_audiences": [{"name": "everyone", "condition": "TRUE", "treatment_groups": groups}],
+        "destinations": destinations,
+        **more,
+    }
+
+
+CRITEO = {"type": "criteo", "conn_id": "sched_criteo", "attributes": {"email": "email"}}
+TIKTOK = {
+    "type": "tiktok_ads",
+    "conn_id": "sched_tiktok_ads",
+    "attributes": {"email": "EMAIL", "phone": "PHONE"},
+}
+PARAMS = _campaign(
+    "sched_params",
+    [{"name": "all", "percentage": 100, "destinations": ["criteo", "tiktok"]}],
+    {"criteo": CRITEO, "tiktok": TIKTOK},
+)
+SOURCE_ASSET = "warehouse://sample/merged_customers"
+ASSET = _campaign(
+    "sched_asset",
+    [{"name": "all", "percentage": 100, "destinations": ["review"]}],
+    {"review": {"type": "local", "attributes": {"customer_id": "customer_id"}}},
+    schedule={"assets": [SOURCE_ASSET], "start_date": "2026-01-01"},
+)
+ATTENTIVE = {"type": "attentive", "conn_id": "sched_attentive", "attributes": {"phone": "phone"}}
+THIRDS = [
+    {"name": f"t{i}", "percentage": p, "destinations": ["sms"]} for i, p in enumerate((34, 33, 33))
+]
+POOLED = [_campaign(f"sched_pool_{x}", THIRDS, {"sms": ATTENTIVE}) for x in "ab"]
+
+
+def _requests(fakes: dict[str, Any], *names: str) -> dict[str, int]:
+    return {name: len(fakes[name].requests) for name in names}
+
+
+def _destination(manifest: dict[str, Any], group: str, destination: str) -> dict[str, Any]:
+    groups = manifest["sub_audiences"]["everyone"]["treatment_groups"]
+    return groups[group]["destinations"][destination]
+
+
+@pytest.fixture(scope="module")
+def params_airflow(real_airflow):
+    """The real Airflow with the params campaign, unpaused."""
+    real_airflow.add_campaign(PARAMS["name"], PARAMS)
+    real_airflow.server.unpause(PARAMS["name"])
+    return real_airflow
+
+
+def test_scheduler_params_bad_value_fails_at_build_audience(params_airflow):
+    server, fakes = params_airflow.server, params_airflow.fakes
+    before = _requests(fakes, "criteo", "tiktok_ads")
+    # A value of the wrong type: Airflow refuses the run itself, naming the parameter.
+    refused = server.api(
+        "POST", "/dags/sched_params/dagRuns", expect=400,
+        json={"logical_date": None, "conf": {"sample_size": -1}},
+    )  # fmt: skip
+    assert refused is None or "sample_size" in str(refused)
+    # A key Airflow lets through (a typo): build_audience fails the run before anything is sent.
+    run_id = server.trigger("sched_params", {"dry_rn": True})
+    assert server.wait_run("sched_params", run_id)["state"] == "failed"
+    states = {t: ti["state"] for t, ti in server.task_instances("sched_params", run_id).items()}
+    assert states.pop("build_audience") == "failed"
+    assert set(states.values()) == {"upstream_failed"}, states
+    log = "\n".join(server.task_log("sched_params", run_id, "build_audience", 1))
+    assert "trigger parameter 'dry_rn'" in log
+    assert _requests(fakes, "criteo", "tiktok_ads") == before
+
+
+def test_scheduler_params_dry_run_sends_nothing(params_airflow):
+    server, fakes = params_airflow.server, params_airflow.fakes
+    before = _requests(fakes, "criteo", "tiktok_ads")
+    run_id = server.trigger("sched_params", {"dry_run": True})
+    assert server.wait_run("sched_params", run_id)["state"] == "success"
+    assert _requests(fakes, "criteo", "tiktok_ads") == before
+    manifest = params_airflow.manifest("sched_params", run_id)
+    assert manifest["params"]["dry_run"] is True
+    for name in ("criteo", "tiktok"):
+        sent = _destination(manifest, "all", name)
+        payload = Path(sent["location"])
+        assert sent["dry_run"] is True and payload.exists() and "dry_run" in payload.parts
+        assert len(payload.read_text().splitlines()) == sent["rows_sent"] + 1  # header
+    task = "everyone__all.export_criteo"
+    log = "\n".join(server.task_log("sched_params", run_id, task, 1))
+    assert "DRY RUN (trigger parameter dry_run)" in log
+    assert _destination(manifest, "all", "criteo")["location"] in log
+
+
+def test_scheduler_params_destinations_and_sample(params_airflow):
+    server, fakes = params_airflow.server, params_airflow.fakes
+    before = _requests(fakes, "criteo", "tiktok_ads")
+    run_id = server.trigger("sched_params", {"destinations": ["criteo"], "sample_size": 25})
+    assert server.wait_run("sched_params", run_id)["state"] == "success"
+    states = {t: ti["state"] for t, ti in server.task_instances("sched_params", run_id).items()}
+    assert states["everyone__all.export_tiktok"] == "skipped"
+    assert states["everyone__all.export_criteo"] == "success"
+    after = _requests(fakes, "criteo", "tiktok_ads")
+    assert after["tiktok_ads"] == before["tiktok_ads"] and after["criteo"] > before["criteo"]
+    manifest = params_airflow.manifest("sched_params", run_id)
+    assert manifest["params"] == {"dry_run": False, "sample_size": 25, "destinations": ["criteo"]}
+    assert _destination(manifest, "all", "tiktok")["skipped"]
+    criteo = _destination(manifest, "all", "criteo")
+    audience = criteo["location"].split(":", 1)[1]
+    assert criteo["rows_sent"] <= 25
+    assert len(fakes["criteo"].received_rows("add", audience)) == criteo["rows_sent"]
+
+
+def test_scheduler_asset_event_starts_the_campaign(real_airflow):
+    server = real_airflow.server
+    real_airflow.add_campaign(ASSET["name"], ASSET)
+    server.unpause("sched_asset")
+
+    def source_asset() -> dict[str, Any] | None:
+        found = server.api("GET", "/assets", params={"uri_pattern": "warehouse://sample"})
+        return next((a for a in found["assets"] if a["uri"] == SOURCE_ASSET), None)
+
+    asset = server.wait_for("the source asset to be registered", source_asset, 120)
+    assert server.api("GET", "/dags/sched_asset/dagRuns")["dag_runs"] == []
+    server.api("POST", "/assets/events", json={"asset_id": asset["id"], "extra": {"by": "test"}})
+
+    def started() -> list[dict[str, Any]]:
+        return server.api("GET", "/dags/sched_asset/dagRuns")["dag_runs"]
+
+    (run,) = server.wait_for("the asset-triggered run", started, 120)
+    assert run["run_type"] == "asset_triggered"
+    assert server.wait_run("sched_asset", run["dag_run_id"])["state"] == "success"
+    # The export announced its delivery on its own asset, for downstream DAGs.
+    events = server.api("GET", "/assets/events", params={"source_dag_id": "sched_asset"})
+    (event,) = [e for e in events["asset_events"] if e["source_run_id"] == run["dag_run_id"]]
+    assert event["uri"] == "campaign-sync://sched_asset/review"
+    assert event["extra"]["rows_sent"] > 0 and event["extra"]["dry_run"] is False
+
+
+def test_scheduler_pool_keeps_two_campaigns_under_the_account_concurrency(real_airflow):
+    server, attentive = real_airflow.server, real_airflow.fakes["attentive"]
+    pool = pool_name("sched_attentive")
+    for doc in POOLED:
+        real_airflow.add_campaign(doc["name"], doc)
+    slots = server.api("GET", f"/pools/{pool}")["slots"]
+    assert slots == 2  # Attentive's declared concurrency
+    attentive.slow_seconds, attentive.concurrency_limit = 0.5, slots
+    attentive.max_in_flight = attentive.throttled = 0
+    try:
+        for doc in POOLED:
+            server.unpause(doc["name"])
+        runs = {doc["name"]: server.trigger(doc["name"]) for doc in POOLED}
+        for dag_id, run_id in runs.items():
+            assert server.wait_run(dag_id, run_id)["state"] == "success"
+    finally:
+        attentive.slow_seconds, attentive.concurrency_limit = 0.0, None
+    assert 1 <= attentive.max_in_flight <= slots
+    assert attentive.throttled == 0
+    for dag_id, run_id in runs.items():
+        tis = server.task_instances(dag_id, run_id)
+        exports = [ti for t, ti in tis.items() if ".export_" in t]
+        assert len(exports) == 3 and {ti["pool"] for ti in exports} == {pool}
+        manifest = real_airflow.manifest(dag_id, run_id)
+        sent = sum(
+            g["destinations"]["sms"]["rows_sent"]
+            for g in manifest["sub_audiences"]["everyone"]["treatment_groups"].values()
+        )
+        assert sent > 0
