@@ -11,6 +11,8 @@ Starts, each on a free loopback port:
 - moto's S3 server with the bucket ``campaign-sync-cluster`` (staging:
   ``CAMPAIGN_SYNC_STAGING_ROOT=s3://campaign_sync_cluster_s3@campaign-sync-cluster/staging``)
   and the sample campaign's demo S3 and SFTP servers (``scripts/demo_servers.py``).
+- With ``--sample-rows N``: N sample customers in ``warehouse.merged_customers``, and the
+  connection ``campaign_sync_sample`` (the sample campaign's source) on that Postgres.
 - Airflow: ``db migrate``, then api-server, scheduler, dag-processor, triggerer, and
   ``--workers`` Celery workers (``airflow celery worker --celery-hostname worker-<n>@%h``),
   each a process of its own with its own log-server port and task hostname ``worker-<n>``.
@@ -275,6 +277,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-dir", type=Path, required=True, help="every process' log")
     parser.add_argument("--info", type=Path, help="write ports and connections here (JSON)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--sample-rows",
+        type=int,
+        default=0,
+        help="load this many sample customers into the warehouse database and point the"
+        " sample campaign's connection (campaign_sync_sample) at it",
+    )
     args = parser.parse_args(argv)
     args.log_dir.mkdir(parents=True, exist_ok=True)
 
@@ -300,6 +309,11 @@ def main(argv: list[str] | None = None) -> int:
             s3 = json.loads(env["AIRFLOW_CONN_CAMPAIGN_SYNC_DEMO_S3"])
             _create_bucket(s3, STAGING_BUCKET)
             env.update(cluster_env(pg, redis_port, s3))
+            if args.sample_rows:
+                load_sample(pg, "warehouse", args.sample_rows, args.log_dir)
+                env["AIRFLOW_CONN_CAMPAIGN_SYNC_SAMPLE"] = json.dumps(
+                    pg.airflow_connection("warehouse")
+                )
             print(
                 f"cluster: Postgres on 127.0.0.1:{pg.port} (databases airflow, warehouse), "
                 f"Redis on 127.0.0.1:{redis_port}, staging {env['CAMPAIGN_SYNC_STAGING_ROOT']}",
