@@ -345,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
                     worker_env, args.log_dir / f"{name}.log",
                 )  # fmt: skip
                 workers[name] = process.pid
+                if args.workers > 1:
+                    tree.expendable.add(name)  # the others carry on without it
             if args.info:
                 info = {
                     "port": port,
