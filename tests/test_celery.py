@@ -9,9 +9,12 @@ import io
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -19,8 +22,9 @@ import pyarrow.parquet as pq
 import pytest
 from campaign_sync.layout import RunLayout
 from campaign_sync.plan import build_plan
+from campaign_sync.spec.ids import MAINTENANCE_DAG_ID
 from campaign_sync.spec.model import Campaign
-from helpers import SAMPLE_CAMPAIGN
+from helpers import REPO, SAMPLE_CAMPAIGN, sample_doc, write_campaign
 
 SAMPLE = "lifecycle_winback"
 WORKERS = {"worker-1", "worker-2"}
@@ -150,3 +154,109 @@ def test_celery_worker_killed_mid_export_retries_on_the_other_worker(celery_clus
     (members,) = [m for m in tiktok.members.values() if m]
     assert len(members) == len(counts)  # every member once
     assert tiktok.contract_errors == []
+
+
+# --- a worker's parse for one task --------------------------------------------------------------
+
+PARSE = """
+import json, os, sys, time
+from airflow.dag_processing.dagbag import DagBag
+
+def parse(folder, dag_id):
+    os.environ["CAMPAIGN_SYNC_CAMPAIGNS_DIR"] = folder
+    for key in ("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "_AIRFLOW_PARSING_CONTEXT_TASK_ID"):
+        os.environ.pop(key, None)
+    if dag_id:  # what a Celery worker's task runner sets before it parses the DAG file
+        os.environ["_AIRFLOW_PARSING_CONTEXT_DAG_ID"] = dag_id
+        os.environ["_AIRFLOW_PARSING_CONTEXT_TASK_ID"] = "build_audience"
+    best, ids = None, None
+    for _ in range(2):
+        started = time.perf_counter()
+        bag = DagBag(dag_folder=sys.argv[1])
+        took = time.perf_counter() - started
+        best, ids = min(took, best or took), sorted(bag.dag_ids)
+    return best, ids
+
+one, many = sys.argv[2], sys.argv[3]
+print(json.dumps({
+    "one": parse(one, "campaign_000"),
+    "many": parse(many, "campaign_000"),
+    "many_full": parse(many, None),
+}))
+"""
+
+
+def _campaign_folder(folder: Path, count: int) -> Path:
+    folder.mkdir()
+    for i in range(count):
+        doc = sample_doc()
+        doc["name"] = f"campaign_{i:03d}"
+        write_campaign(folder, doc["name"], doc)
+    return folder
+
+
+def test_celery_worker_parse_for_one_task_stays_flat_with_200_campaign_files(tmp_path):
+    """The task runner sets the parsing context; with 200 files the parse for one task costs
+    about what it costs with one file, while the dag-processor's full parse grows with them."""
+    one = _campaign_folder(tmp_path / "one", 1)
+    many = _campaign_folder(tmp_path / "many", 200)
+    result = subprocess.run(
+        [sys.executable, "-c", PARSE, str(REPO / "dags"), str(one), str(many)],
+        capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    times = json.loads(result.stdout.strip().splitlines()[-1])
+    (t_one, ids_one), (t_many, ids_many), (t_full, ids_full) = (
+        times["one"],
+        times["many"],
+        times["many_full"],
+    )
+    print(f"celery worker parse: 1 file {t_one:.2f}s, 200 files {t_many:.2f}s "
+          f"(full parse of 200 files {t_full:.2f}s)")  # fmt: skip
+    assert ids_one == ids_many == ["campaign_000", MAINTENANCE_DAG_ID]
+    assert len(ids_full) == 201
+    assert t_many < 1.5 * t_one + 0.5
+    assert t_full > 3 * t_many  # the measurement can tell a full parse from a one-DAG parse
+
+
+@pytest.mark.parametrize(
+    ("wanted", "unreadable", "shortcut"),
+    [
+        ("campaign_001", False, True),
+        ("broken", False, False),  # an invalid file's DAG: ids come from the full parse
+        ("twin", False, False),  # two files claiming one id: both invalid
+        ("campaign_002", True, False),  # a name YAML reads differently from a line scan
+    ],
+)
+def test_celery_worker_parse_builds_what_a_full_parse_builds(
+    campaigns_dir, monkeypatch, wanted, unreadable, shortcut
+):
+    """The one-file shortcut and the full parse agree, error DAG ids included."""
+    from campaign_sync import factory
+
+    for i in range(3):
+        doc = sample_doc()
+        doc["name"] = f"campaign_{i:03d}"
+        write_campaign(campaigns_dir, doc["name"], doc)
+    bad = sample_doc()
+    bad["name"], bad["retries"] = "broken", {"count": -1}
+    write_campaign(campaigns_dir, "broken", bad)
+    for n in (1, 2):
+        twin = sample_doc()
+        twin["name"] = "twin"
+        write_campaign(campaigns_dir, f"twin_{n}", twin)
+    if unreadable:
+        (campaigns_dir / "z_unreadable.yaml").write_text("name: [campaign_002\n")
+
+    full = factory.build_dags()
+    assert wanted in full
+    full_parses = []
+    real = factory.load_folder
+    monkeypatch.setattr(factory, "load_folder", lambda f: full_parses.append(f) or real(f))
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", wanted)
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", "build_audience")
+    one = factory.build_dags()
+    assert list(one) == [wanted]
+    assert sorted(one[wanted].task_ids) == sorted(full[wanted].task_ids)
+    assert one[wanted].tags == full[wanted].tags
+    assert (full_parses == []) is shortcut
