@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, closing, contextmanager
+from contextlib import ExitStack, closing, contextmanager, suppress
 from dataclasses import dataclass
 from glob import glob
 from pathlib import Path
@@ -63,19 +63,10 @@ def _wait_port(name: str, port: int, process: subprocess.Popen[bytes], log: Path
             raise RuntimeError(
                 f"{name} exited with {process.returncode}: {log.read_text()[-2000:]}"
             )
-        with suppress_oserror():
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
+        with suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
         time.sleep(0.1)
     raise RuntimeError(f"{name} did not listen on port {port}: {log.read_text()[-2000:]}")
-
-
-@contextmanager
-def suppress_oserror() -> Iterator[None]:
-    try:
-        yield
-    except OSError:
-        pass
 
 
 def _stop(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
