@@ -122,7 +122,7 @@ def test_celery_worker_killed_mid_export_retries_on_the_other_worker(celery_clus
     def uploads() -> list[Any]:
         return [r for r in tiktok.requests if r.path.endswith("/segment/mapping/")]
 
-    tiktok.slow_seconds = 2.0  # each 1000-row batch takes a while: the kill lands mid-export
+    tiktok.slow_seconds = 3.0  # each 1000-row batch takes a while: the kill lands mid-export
     run_id = server.trigger(dag_id)
 
     def in_flight() -> dict[str, Any] | None:
@@ -148,8 +148,9 @@ def test_celery_worker_killed_mid_export_retries_on_the_other_worker(celery_clus
     ]
     batches = -(-sent["rows_sent"] // 1000)
     assert batches >= 4 and 2 <= at_kill < batches
-    # The retry resumed after the acknowledged batches: only the one in flight came again.
-    assert len(uploads()) == batches + 1
+    # The retry resumed after the acknowledged batches: only the one in flight (if the kill
+    # did not land between two batches) came again.
+    assert batches <= len(uploads()) <= batches + 1
     rows = [json.dumps(r, sort_keys=True) for r in tiktok.received_rows("add")]
     counts = Counter(rows)
     assert len(counts) == sent["rows_sent"]
