@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ import pyarrow.parquet as pq
 from campaign_sync import config
 from campaign_sync.layout import RunLayout
 from campaign_sync.plan import CampaignPlan, build_plan
+from campaign_sync.platforms.clock import Clock
 from campaign_sync.spec.model import Campaign
 
 DEST = "dest"
@@ -87,3 +90,47 @@ def run_export(
     )
     context = {"run_id": run_id, "logical_date": datetime(2026, 11, 27, tzinfo=UTC)}
     return operator.deliver(source, context)
+
+
+class FakeClock(Clock):
+    """Time that jumps instead of passing: every wait of the kit is recorded and skipped."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+        self.slept: list[float] = []
+
+    def time(self) -> float:
+        """Wall time, moved on by every wait."""
+        return time.time() + self.offset
+
+    def monotonic(self) -> float:
+        """Monotonic time, moved on by every wait."""
+        return time.monotonic() + self.offset
+
+    def sleep(self, seconds: float) -> None:
+        """Record the wait and jump past it."""
+        self.slept.append(seconds)
+        self.offset += max(0.0, seconds)
+
+
+def small_batches(monkeypatch: Any, hook: type, rows: int) -> None:
+    """Cut batches of ``rows`` (small test data still makes several requests)."""
+    caps = dataclasses.replace(hook.capabilities, max_batch_rows=rows)
+    monkeypatch.setattr(hook, "capabilities", caps)
+
+
+def inject_clock(monkeypatch: Any) -> FakeClock:
+    """Give every platform hook a clock that skips waits; returns it."""
+    from campaign_sync.hooks.audience import AudienceHook
+
+    clock = FakeClock()
+    monkeypatch.setattr(AudienceHook, "clock", clock)
+    return clock
+
+
+def real_time(monkeypatch: Any) -> None:
+    """Back to the system clock, for tests of limits that fakes count in real time."""
+    from campaign_sync.hooks.audience import AudienceHook
+    from campaign_sync.platforms.clock import SYSTEM
+
+    monkeypatch.setattr(AudienceHook, "clock", SYSTEM)

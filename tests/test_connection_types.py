@@ -7,13 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-PLATFORMS = {
+import pytest
+from campaign_sync.destinations import REGISTRY
+from platform_table import IDS, PLATFORMS
+
+HOOKS = {
     "duckdb": "campaign_sync.hooks.duckdb.DuckDBHook",
-    "klaviyo": "campaign_sync.hooks.klaviyo.KlaviyoHook",
-    "attentive": "campaign_sync.hooks.attentive.AttentiveHook",
-    "criteo": "campaign_sync.hooks.criteo.CriteoHook",
-    "tiktok_ads": "campaign_sync.hooks.tiktok_ads.TikTokAdsHook",
-    "facebook_ads": "campaign_sync.hooks.facebook_ads.FacebookAdsHook",
+    **{t.name: t.hook for t in REGISTRY.values() if t.hook},
 }
 
 
@@ -27,7 +27,8 @@ def test_hooks_listed_by_airflow():
     hooks = {
         h["connection_type"]: h for h in json.loads(_airflow("providers", "hooks", "-o", "json"))
     }
-    for conn_type, hook_class in PLATFORMS.items():
+    assert len(HOOKS) == 1 + len(PLATFORMS)  # every platform of the table is registered
+    for conn_type, hook_class in HOOKS.items():
         assert hooks[conn_type]["class"] == hook_class, conn_type
         assert hooks[conn_type]["package_name"] == "campaign-sync"
 
@@ -44,6 +45,7 @@ def test_connection_forms_have_their_fields():
         "criteo": ["advertiser_id", "api_version", "timeout"],
         "tiktok_ads": ["advertiser_id", "timeout"],
         "facebook_ads": ["ad_account_id", "api_version", "app_secret", "timeout"],
+        "braze": ["timeout"],
     }
     for conn_type, fields in expected.items():
         for field in fields:
@@ -70,3 +72,56 @@ def test_connection_can_be_added_with_a_platform_type(airflow_db):
             "id",
             {"advertiser_id": "42"},
         )
+
+
+def test_hook_methods_return_the_generated_form():
+    from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.module_loading import import_string
+
+    manager = ProvidersManager()
+    for conn_type, path in HOOKS.items():
+        if conn_type == "duckdb":
+            continue
+        hook = import_string(path)
+        assert hook.conn_name_attr == "conn_id" and hook.default_conn_name == f"{conn_type}_default"
+        behaviour = hook.get_ui_field_behaviour()
+        assert manager.field_behaviours[conn_type]["hidden_fields"] == behaviour["hidden_fields"]
+        for field in hook.get_connection_form_fields():
+            assert f"extra__{conn_type}__{field}" in manager.connection_form_widgets
+        assert manager.hooks[conn_type].connection_testable
+
+
+@pytest.mark.parametrize("platform", PLATFORMS, ids=IDS)
+def test_ui_test_button_against_the_contract_fake(platform, monkeypatch):
+    """The UI's Test button: Airflow builds the connection, calls test_connection on its hook."""
+    from airflow.models.connection import Connection
+
+    fake = platform.fake()
+    url = fake.start()
+    try:
+        for secret, expected in ((None, True), ("wrong-secret", False)):
+            fields = platform.connection(url, secret)
+            conn = Connection(
+                conn_id="ui_probe", conn_type=platform.dtype, host=fields["host"],
+                login=fields.get("login"), password=fields["password"],
+                extra=json.dumps(fields.get("extra", {})),
+            )  # fmt: skip
+            # Airflow's API exposes the unsaved connection to the hook the same way.
+            monkeypatch.setenv("AIRFLOW_CONN_UI_PROBE", conn.as_json())
+            ok, message = conn.test_connection()
+            assert ok is expected, message
+        assert fake.received == []  # probing never sends members
+    finally:
+        fake.stop()
+
+
+def test_wtforms_widgets_match_the_declared_fields():
+    """For UIs that still build the form from hooks (FAB provider installed)."""
+    pytest.importorskip("wtforms")
+    from airflow.sdk.module_loading import import_string
+
+    for conn_type, path in HOOKS.items():
+        if conn_type == "duckdb":
+            continue
+        hook = import_string(path)
+        assert set(hook.get_connection_form_widgets()) == set(hook.get_connection_form_fields())

@@ -86,3 +86,30 @@ def test_sample_campaign_to_all_five_platforms(
         assert fake.contract_errors == [], name
         assert delivered[name] > 0, name
         assert len(fake.received_rows("add")) == delivered[name], name
+
+
+def test_permanent_failure_ends_the_export_on_try_1_despite_retries(
+    platforms, airflow_db, sample_db, campaigns_dir, staging_root, tmp_path, monkeypatch
+):
+    """A refused API key fails Klaviyo's exports once, in Airflow itself: no retry is spent,
+    where a transient failure uses the campaign's three retries (four tries)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("CAMPAIGN_SYNC_OUTPUT_ROOT", str(tmp_path / "outputs"))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_KLAVIYO_DEFAULT",
+        json.dumps({"conn_type": "klaviyo", "host": platforms["klaviyo"].start(),
+                    "password": "pk_wrong", "extra": {"revision": "2025-10-15"}}),
+    )  # fmt: skip
+    doc = sample_doc()
+    doc["retries"] = {"count": 3, "delay_seconds": 1, "exponential_backoff": False}
+    for dest in doc["destinations"].values():
+        dest["dry_run"] = dest["type"] != "klaviyo"
+    write_campaign(campaigns_dir, "live", doc)
+    dag = DagBag(dag_folder=str(REPO / "dags")).dags["lifecycle_winback"]
+    run = dag.test()
+    exports = [ti for ti in run.get_task_instances() if ti.task_id.endswith("export_klaviyo")]
+    assert exports and all((ti.state, ti.try_number) == ("failed", 1) for ti in exports), [
+        (ti.task_id, ti.state, ti.try_number) for ti in exports
+    ]
+    assert platforms["klaviyo"].received == []

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import uuid
 
 import pytest
 import requests
 from campaign_sync.hooks.facebook_ads import FacebookAdsHook, regain_seconds
-from campaign_sync.operators.facebook_ads import FacebookAdsExportOperator
-from campaign_sync.platforms.client import PlatformError
-from campaign_sync.platforms.ratelimit import RateLimiter
+from campaign_sync.operators.audience_export import (
+    PlatformExportOperator as FacebookAdsExportOperator,
+)
+from campaign_sync.platforms.client import PermanentPlatformError, PlatformError
 from fakes.base import Response
 from fakes.facebook_ads import FakeFacebookAds, graph_error, member_key
-from platform_support import one_group_plan, run_export, set_connection, sha
+from platform_support import (
+    inject_clock,
+    one_group_plan,
+    run_export,
+    set_connection,
+    sha,
+    small_batches,
+)
 
 TOKEN = "EAAtoken123"
 ACCOUNT = "1029384756"
@@ -27,7 +34,7 @@ ATTRS = {
     "maid": "MADID",
 }
 NAME = "platform test - everyone - treatment"
-META_MAX_ROWS = FacebookAdsHook.max_batch_rows  # before fixtures shrink it
+META_MAX_ROWS = FacebookAdsHook.capabilities.max_batch_rows  # before fixtures shrink it
 
 
 def rows(n: int, start: int = 0) -> list[dict]:
@@ -76,7 +83,8 @@ def meta(monkeypatch, staging_root):
     fake.url = fake.start()
     connect(monkeypatch, fake.url)
     # Small batches make several requests out of small test data.
-    monkeypatch.setattr(FacebookAdsHook, "max_batch_rows", 100)
+    small_batches(monkeypatch, FacebookAdsHook, 100)
+    inject_clock(monkeypatch)  # waits are skipped, never slept
     yield fake
     fake.stop()
 
@@ -106,19 +114,12 @@ def test_add_sends_every_row_once_in_documented_payloads(meta):
 
 def test_batches_stay_within_metas_row_limit(meta, monkeypatch):
     assert META_MAX_ROWS == 10_000
-    monkeypatch.setattr(FacebookAdsHook, "max_batch_rows", META_MAX_ROWS)
+    small_batches(monkeypatch, FacebookAdsHook, META_MAX_ROWS)
     data = [{"__customer_id": f"C{i:06d}", "EMAIL": sha(f"u{i}@x.org")} for i in range(10_050)]
     result = run_export(FacebookAdsExportOperator, one_group_plan("facebook_ads", {"e": "EMAIL"}),
                         "r1", data)  # fmt: skip
     assert result["batches"] == 2 and meta.contract_errors == []
     assert [len(b["rows"]) for b in meta.received] == [10_000, 50]
-
-
-def test_audience_is_created_once_and_reused_by_name_across_runs(meta):
-    run_export(FacebookAdsExportOperator, plan(), "r1", rows(10))
-    run_export(FacebookAdsExportOperator, plan(), "r2", rows(10, 5))
-    assert meta.audiences_created == 1 and len(meta.audiences) == 1
-    assert members(meta) == keys(rows(15))
 
 
 def test_existing_audience_is_found_across_pages(meta):
@@ -129,71 +130,6 @@ def test_existing_audience_is_found_across_pages(meta):
     # Three pages of 100 followed by cursor on the connection's base URL, nothing created.
     assert meta.list_pages == 3 and meta.audiences_created == 0
     assert set(meta.members) == {existing}
-
-
-@pytest.mark.parametrize(
-    "fault", ["throttle", "throttle_no_retry_after", "server_error", "reset", "slow"]
-)
-def test_transient_faults_are_retried_without_loss(meta, fault, monkeypatch):
-    pauses: list[float] = []
-    original = RateLimiter.pause_for
-
-    def scaled(self, seconds):
-        pauses.append(seconds)
-        original(self, seconds / 60)  # Meta's estimate is in minutes: a minute becomes a second
-
-    monkeypatch.setattr(RateLimiter, "pause_for", scaled)
-    meta.inject(fault, times=2, regain_minutes=1, seconds=3)
-    started = time.monotonic()
-    data = rows(300)
-    run_export(FacebookAdsExportOperator, plan(), "r1", data)
-    meta.wait_idle()
-    assert members(meta) == keys(data) and meta.contract_errors == []
-    # A response that never arrives (too slow) is indistinguishable from a lost request: that
-    # batch is sent again (the server applied it, membership stays exact); nothing else repeats.
-    resent = 2 * 100 if fault == "slow" else 0
-    assert len(sent(meta, "add")) == 300 + resent
-    if fault == "throttle":
-        assert meta.throttled == 2
-        assert len(pauses) == 2 and all(60 <= p <= 61 for p in pauses)  # the estimate, honoured
-        assert time.monotonic() - started >= 1.5
-    elif fault == "throttle_no_retry_after":
-        assert meta.throttled == 2 and pauses == []  # no estimate: backoff with jitter instead
-    else:
-        assert pauses == []
-
-
-def test_partial_acceptance_is_counted(meta):
-    meta.inject("partial", times=1, reject=3)
-    result = run_export(FacebookAdsExportOperator, plan(), "r1", rows(250))
-    assert result["platform_invalid"] == 3
-    assert len(members(meta)) == 247
-
-
-def test_failed_batch_is_retried_alone_and_resumes_after_task_failure(meta):
-    data = rows(500)
-    original_route = meta.route
-    calls = {"n": 0}
-
-    def flaky(request, fault):
-        if request.path.endswith("/users"):
-            calls["n"] += 1
-            if calls["n"] >= 3:  # batches 1-2 pass; batch 3 fails on every attempt
-                body = graph_error(2, "Service temporarily unavailable", is_transient=True)
-                return Response(503, body)
-        return original_route(request, fault)
-
-    meta.route = flaky
-    with pytest.raises(PlatformError, match="failed after 4 attempts"):
-        run_export(FacebookAdsExportOperator, plan(), "r1", data)
-    assert len(sent(meta, "add")) == 200
-    failing = [json.loads(r.body["payload"])["data"][0][0] for r in data_requests(meta)[2:]]
-    assert failing == ["crm-000200"] * 4  # only batch 3, alone, on every attempt
-    meta.route = original_route
-    result = run_export(FacebookAdsExportOperator, plan(), "r1", data)  # the task's retry
-    assert result["batches_resumed"] == 2 and result["batches"] == 3
-    assert len(sent(meta, "add")) == 500  # no acknowledged row sent twice
-    assert members(meta) == keys(data)
 
 
 def test_meta_errors_fail_at_once_naming_connection_and_code(meta):
@@ -213,24 +149,6 @@ def test_meta_errors_fail_at_once_naming_connection_and_code(meta):
     assert "flagged" in message and "crm-" not in message and sha("user100@example.com")[:12] \
         not in message  # fmt: skip
     assert len(data_requests(meta)) == 1  # not retried
-
-
-def test_mirror_sends_exactly_the_joiners_and_leavers(meta):
-    first = rows(1000)
-    run_export(FacebookAdsExportOperator, plan("mirror"), "r1", first)
-    meta.received.clear()
-    meta.requests.clear()
-    second = first[100:] + rows(100, 5000)  # 10% leave, 10% join
-    result = run_export(FacebookAdsExportOperator, plan("mirror"), "r2", second)
-    assert (result["added"], result["removed"], result["rows_sent"]) == (100, 100, 1000)
-    assert sorted(sent(meta, "add")) == sorted(keys(second[-100:]))
-    assert sorted(sent(meta, "remove")) == sorted(keys(first[:100]))
-    assert {r.method for r in data_requests(meta)} == {"POST", "DELETE"}
-    assert members(meta) == keys(second)
-    # A retry of run 2 diffs against run 1 again, and resends nothing.
-    meta.received.clear()
-    again = run_export(FacebookAdsExportOperator, plan("mirror"), "r2", second)
-    assert meta.received == [] and again["batches_resumed"] == 2
 
 
 def test_replace_swaps_membership_when_the_last_batch_arrives(meta):
@@ -291,13 +209,6 @@ def test_replace_resumes_the_same_session_after_task_failure(meta):
     assert members(meta) == keys(new) and meta.contract_errors == []
 
 
-def test_wrong_token_names_the_connection(meta, monkeypatch):
-    connect(monkeypatch, meta.url, password="EAAwrong")
-    with pytest.raises(PlatformError, match=r"Facebook Ads \(plat\).*Meta error 190.*token"):
-        run_export(FacebookAdsExportOperator, plan(), "r1", rows(5))
-    assert len(meta.requests) == 1  # refused credentials are not retried
-
-
 def test_appsecret_proof_signs_every_call(monkeypatch, staging_root):
     fake = FakeFacebookAds(token=TOKEN, ad_account=ACCOUNT, app_secret="app-s3cret")
     url = fake.start()
@@ -315,7 +226,7 @@ def test_appsecret_proof_signs_every_call(monkeypatch, staging_root):
 def test_unhashed_values_are_never_sent(meta):
     data = rows(10)
     data[4]["EMAIL"] = "user4@example.com"
-    with pytest.raises(ValueError, match="1 EMAIL value") as caught:
+    with pytest.raises(PermanentPlatformError, match="1 EMAIL value") as caught:
         run_export(FacebookAdsExportOperator, plan(), "r1", data)
     assert "user4" not in str(caught.value) and data_requests(meta) == []
 

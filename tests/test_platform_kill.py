@@ -3,7 +3,6 @@ each valid row ends up in the audience, and acknowledged batches are not sent ag
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import signal
@@ -12,105 +11,53 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes.attentive import FakeAttentive
-from fakes.criteo import FakeCriteo
-from fakes.facebook_ads import FakeFacebookAds
-from fakes.klaviyo import FakeKlaviyo
-from fakes.tiktok_ads import API as TIKTOK_API
-from fakes.tiktok_ads import FakeTikTokAds
-from platform_support import one_group_plan, run_export, set_connection, sha, stage_projected
+from airflow.sdk.module_loading import import_string
+from campaign_sync.destinations import REGISTRY
+from campaign_sync.operators.audience_export import PlatformExportOperator
+from platform_support import one_group_plan, run_export, set_connection, small_batches
+from platform_table import IDS, PLATFORMS, Platform, rows
 
 ROWS = 1_000
 BATCH = 50
 
-
-@dataclass(frozen=True)
-class Platform:
-    dtype: str
-    module: str  # hooks.<module> / operators.<module>
-    hook: str
-    operator: str
-    fake: Callable[[], Any]
-    connection: Callable[[str], dict[str, Any]]
-    attributes: dict[str, str]
-    row: Callable[[int], dict[str, Any]]
-    tuning: tuple[tuple[str, Any], ...] = ()  # hook class attributes that shorten waits
-
-
-PLATFORMS = [
-    Platform(
-        "criteo", "criteo", "CriteoHook", "CriteoExportOperator", FakeCriteo,
-        lambda url: {"host": url, "login": "client-1", "password": "s3cret",
-                     "extra": {"advertiser_id": "4242"}},
-        {"email": "email"}, lambda i: {"email": sha(f"user{i}@example.com")},
-    ),
-    Platform(
-        "klaviyo", "klaviyo", "KlaviyoHook", "KlaviyoExportOperator", FakeKlaviyo,
-        lambda url: {"host": url, "password": "pk_test_0123456789",
-                     "extra": {"revision": "2025-10-15"}},
-        {"email": "email"}, lambda i: {"email": f"user{i}@example.com"},
-        (("poll_interval", 0.02),),
-    ),
-    Platform(
-        "attentive", "attentive", "AttentiveHook", "AttentiveExportOperator", FakeAttentive,
-        lambda url: {"host": url, "password": "attn-key"},
-        {"phone": "phone"}, lambda i: {"phone": f"+1415{i:07d}"},
-    ),
-    Platform(
-        "tiktok_ads", "tiktok_ads", "TikTokAdsHook", "TikTokAdsExportOperator", FakeTikTokAds,
-        lambda url: {"host": url + TIKTOK_API, "password": "tt-token",
-                     "extra": {"advertiser_id": "7001"}},
-        {"email": "EMAIL", "phone": "PHONE"},
-        lambda i: {"EMAIL": sha(f"user{i}@example.com"), "PHONE": sha(f"+1415{i:07d}")},
-    ),
-    Platform(
-        "facebook_ads", "facebook_ads", "FacebookAdsHook", "FacebookAdsExportOperator",
-        FakeFacebookAds,
-        lambda url: {"host": url, "password": "EAAtoken123",
-                     "extra": {"ad_account_id": "1029384756"}},
-        {"email": "EMAIL"}, lambda i: {"EMAIL": sha(f"user{i}@example.com")},
-    ),
-]  # fmt: skip
-
 WORKER = textwrap.dedent(
     """
-    import json, sys
+    import dataclasses, json, sys
     sys.path.insert(0, {tests!r})
     from platform_support import one_group_plan, run_export
-    from campaign_sync.hooks.{module} import {hook} as Hook
-    from campaign_sync.operators.{module} import {operator} as Operator
-    Hook.max_batch_rows = {batch}
+    from airflow.sdk.module_loading import import_string
+    from campaign_sync.operators.audience_export import PlatformExportOperator
+    Hook = import_string({hook!r})
+    Hook.capabilities = dataclasses.replace(Hook.capabilities, max_batch_rows={batch})
     for name, value in {tuning!r}:
         setattr(Hook, name, value)
     plan = one_group_plan({dtype!r}, {attributes!r})
-    run_export(Operator, plan, "r1", json.load(open({rows_file!r})))
+    run_export(PlatformExportOperator, plan, "r1", json.load(open({rows_file!r})))
     """
 )
 
 
 def _rows(platform: Platform) -> list[dict[str, Any]]:
-    return [{"__customer_id": f"C{i:06d}", **platform.row(i)} for i in range(ROWS)]
+    return rows(platform, ROWS)
 
 
-@pytest.mark.parametrize("platform", PLATFORMS, ids=[p.dtype for p in PLATFORMS])
+@pytest.mark.parametrize("platform", PLATFORMS, ids=IDS)
 def test_killed_worker_then_rerun_delivers_each_row(platform, staging_root, tmp_path, monkeypatch):
     fake = platform.fake()
     url = fake.start()
     try:
-        set_connection(monkeypatch, "plat", platform.dtype, **platform.connection(url))
+        set_connection(monkeypatch, "plat", platform.dtype, **platform.connection(url, None))
         fake.slow_seconds = 0.15  # each batch takes a while, so the kill lands mid-export
         rows = _rows(platform)
         rows_file = tmp_path / "rows.json"
         rows_file.write_text(json.dumps(rows))
+        hook_path = REGISTRY[platform.dtype].hook
         script = WORKER.format(
-            tests=str(Path(__file__).parent), module=platform.module, hook=platform.hook,
-            operator=platform.operator, batch=BATCH, dtype=platform.dtype,
+            tests=str(Path(__file__).parent), hook=hook_path, batch=BATCH, dtype=platform.dtype,
             attributes=platform.attributes, rows_file=str(rows_file), tuning=platform.tuning,
         )  # fmt: skip
         worker = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy())
@@ -124,18 +71,13 @@ def test_killed_worker_then_rerun_delivers_each_row(platform, staging_root, tmp_
         before = len(fake.received)
         assert 4 <= before < ROWS // BATCH
 
-        hook = getattr(
-            importlib.import_module(f"campaign_sync.hooks.{platform.module}"), platform.hook
-        )
-        operator = getattr(
-            importlib.import_module(f"campaign_sync.operators.{platform.module}"), platform.operator
-        )
-        monkeypatch.setattr(hook, "max_batch_rows", BATCH)
+        hook = import_string(hook_path)
+        small_batches(monkeypatch, hook, BATCH)
         for name, value in platform.tuning:
             monkeypatch.setattr(hook, name, value)
         fake.slow_seconds = 0
         plan = one_group_plan(platform.dtype, platform.attributes)
-        result = run_export(operator, plan, "r1", rows)
+        result = run_export(PlatformExportOperator, plan, "r1", rows)
         fake.wait_idle()
 
         assert result["rows_sent"] == ROWS
@@ -150,13 +92,3 @@ def test_killed_worker_then_rerun_delivers_each_row(platform, staging_root, tmp_
         assert fake.contract_errors == []
     finally:
         fake.stop()
-
-
-def test_projection_order_makes_batches_repeatable(staging_root):
-    """Projection writes rows sorted by customer id, so a rerun cuts the same batches."""
-    platform = PLATFORMS[0]
-    plan = one_group_plan(platform.dtype, platform.attributes)
-    rows = _rows(platform)
-    first = stage_projected(plan, "r1", rows).read_bytes()
-    second = stage_projected(plan, "r1", list(reversed(rows))).read_bytes()
-    assert first == second

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from datetime import date
 from decimal import Decimal
 from urllib.parse import quote, quote_plus
 
-import pydantic
 import pytest
 from campaign_sync.hooks.klaviyo import KlaviyoHook
-from campaign_sync.operators.klaviyo import KlaviyoExportOperator
+from campaign_sync.operators.audience_export import PlatformExportOperator as KlaviyoExportOperator
 from campaign_sync.platforms.client import PlatformError
-from fakes.base import Response
 from fakes.klaviyo import FakeKlaviyo
-from platform_support import one_group_plan, run_export, set_connection
+from platform_support import (
+    one_group_plan,
+    real_time,
+    run_export,
+    set_connection,
+    small_batches,
+)
 
 ATTRIBUTES = {
     "email": "email",
@@ -55,7 +58,7 @@ def klaviyo(monkeypatch, staging_root):
         extra={"revision": "2025-10-15", "timeout": 2, "max_attempts": 4},
     )  # fmt: skip
     # Small batches make several jobs out of small test data; jobs are polled quickly.
-    monkeypatch.setattr(KlaviyoHook, "max_batch_rows", 100)
+    small_batches(monkeypatch, KlaviyoHook, 100)
     monkeypatch.setattr(KlaviyoHook, "poll_interval", 0.02)
     yield fake
     fake.stop()
@@ -124,62 +127,8 @@ def test_profiles_carry_contract_fields_properties_and_no_nulls(klaviyo):
     assert all(b"null" not in r.raw for r in imports(klaviyo))
 
 
-def test_list_is_created_once_and_reused_by_name(klaviyo):
-    for i in range(12):  # more lists than one page of Get Lists holds
-        klaviyo.lists[f"Old{i:03d}"] = f"another campaign {i}"
-    run_export(KlaviyoExportOperator, plan(), "r1", rows(10))
-    run_export(KlaviyoExportOperator, plan(), "r2", rows(10, 5))
-    assert klaviyo.lists_created == 1 and list(klaviyo.lists.values()).count(LIST_NAME) == 1
-    lookups = [r for r in klaviyo.requests if (r.method, r.path) == ("GET", "/api/lists")]
-    assert {r.query["filter"][0] for r in lookups} == {f'equals(name,"{LIST_NAME}")'}
-    assert members(klaviyo) == emails(rows(15))
-
-
-def test_list_create_with_a_lost_answer_is_not_duplicated(klaviyo):
-    original = klaviyo.route
-    calls = {"create": 0}
-
-    def slow_first_create(request, fault):
-        if (request.method, request.path) == ("POST", "/api/lists"):
-            calls["create"] += 1
-            if calls["create"] == 1:
-                time.sleep(2.5)  # created, but after the client's 2 s timeout
-        return original(request, fault)
-
-    klaviyo.route = slow_first_create
-    run_export(KlaviyoExportOperator, plan(), "r1", rows(20))
-    klaviyo.wait_idle()
-    assert calls["create"] == 1 and klaviyo.lists_created == 1
-    assert members(klaviyo) == emails(rows(20))
-
-
-@pytest.mark.parametrize(
-    "fault", ["throttle", "throttle_no_retry_after", "server_error", "reset", "slow"]
-)
-def test_transient_faults_are_retried_without_loss_or_duplicates(klaviyo, fault):
-    if fault.startswith("throttle"):
-        # Waits of 2 s then 1 s: longer than the client's own first backoffs (< 1 s, < 2 s).
-        klaviyo.inject(fault, retry_after=2)
-        klaviyo.inject(fault, retry_after=1)
-    else:
-        klaviyo.inject(fault, times=2, seconds=2.5)  # the client gives up after 2 s
-    data = rows(300)
-    run_export(KlaviyoExportOperator, plan(), "r1", data)
-    klaviyo.wait_idle()
-    assert members(klaviyo) == emails(data)
-    # A response that never arrives (too slow) is indistinguishable from a lost request: that
-    # job is created again (an idempotent upsert, membership stays exact); nothing else repeats.
-    resent = 2 * 100 if fault == "slow" else 0
-    assert len(klaviyo.received_rows("add")) == 300 + resent
-    assert klaviyo.contract_errors == []
-    if fault.startswith("throttle"):
-        assert klaviyo.throttled == 2
-        # Both waits were honoured: from Retry-After, or from the error's "available in N s".
-        first, second, accepted = klaviyo.arrivals(*IMPORT)[:3]
-        assert second - first >= 2.0 and accepted - second >= 1.0
-
-
-def test_rate_limit_headers_hold_calls_until_the_window_resets(klaviyo):
+def test_rate_limit_headers_hold_calls_until_the_window_resets(klaviyo, monkeypatch):
+    real_time(monkeypatch)  # the fake counts calls per real window
     klaviyo.steady = (3, 2.0)  # three calls per endpoint per 2 s window
     data = rows(300)
     run_export(KlaviyoExportOperator, plan(), "r1", data)
@@ -191,7 +140,7 @@ def test_rate_limit_headers_hold_calls_until_the_window_resets(klaviyo):
 def test_partial_acceptance_is_counted_once_the_job_is_complete(
     klaviyo, monkeypatch, caplog, counts_reported
 ):
-    monkeypatch.setattr(KlaviyoHook, "max_batch_rows", 250)
+    small_batches(monkeypatch, KlaviyoHook, 250)
     klaviyo.processing_polls = 3  # counts are 0 until the job completes
     klaviyo.counts_reported = counts_reported  # else the import errors are counted
     klaviyo.inject("partial", times=1, reject=150)
@@ -228,7 +177,7 @@ def test_unfinished_jobs_fail_the_batch_and_the_rerun_completes(klaviyo, monkeyp
 
 
 def test_payload_bytes_are_measured_on_the_request_body(klaviyo, monkeypatch):
-    monkeypatch.setattr(KlaviyoHook, "max_batch_rows", 10_000)
+    small_batches(monkeypatch, KlaviyoHook, 10_000)
     note = "n" * 440
     data = [{"__customer_id": f"C{i:06d}", "email": f"u{i:05d}@example.com", "note": note}
             for i in range(10_000)]  # fmt: skip
@@ -249,30 +198,6 @@ def test_payload_bytes_are_measured_on_the_request_body(klaviyo, monkeypatch):
     assert all(len(r.raw) <= 5_000_000 for r in imports(klaviyo))
     assert klaviyo.contract_errors == []
     assert len(members(klaviyo)) == 10_000
-
-
-def test_failed_batch_is_retried_alone_and_resumes_after_task_failure(klaviyo):
-    data = rows(500)
-    original = klaviyo.route
-    calls = {"n": 0}
-
-    def flaky(request, fault):
-        if (request.method, request.path) == IMPORT:
-            calls["n"] += 1
-            if calls["n"] >= 3:
-                return Response(503, {"errors": [{"code": "service_unavailable"}]})
-        return original(request, fault)
-
-    # Batches 1-2 pass; batch 3 fails on every attempt: the task fails.
-    klaviyo.route = flaky
-    with pytest.raises(PlatformError, match="failed after 4 attempts: server error"):
-        run_export(KlaviyoExportOperator, plan(), "r1", data)
-    assert len(klaviyo.received_rows("add")) == 200
-    klaviyo.route = original
-    result = run_export(KlaviyoExportOperator, plan(), "r1", data)  # the task's retry
-    assert result["batches_resumed"] == 2 and result["batches"] == 3
-    assert len(klaviyo.received_rows("add")) == 500  # no acknowledged row sent twice
-    assert members(klaviyo) == emails(data)
 
 
 def test_mirror_sends_exactly_the_joiners_and_leavers(klaviyo):
@@ -300,24 +225,6 @@ def test_mirror_sends_exactly_the_joiners_and_leavers(klaviyo):
     klaviyo.received.clear()
     again = run_export(KlaviyoExportOperator, mirror, "r2", second)
     assert klaviyo.received == [] and again["batches_resumed"] == 2
-
-
-def test_replace_is_not_offered(klaviyo):
-    with pytest.raises(pydantic.ValidationError, match="sync_mode"):
-        run_export(KlaviyoExportOperator, plan({"sync_mode": "replace"}), "r1", rows(5))
-    assert klaviyo.requests == []
-    with pytest.raises(TypeError, match="cannot clear"):
-        KlaviyoHook("plat").clear("Ls0001")
-
-
-def test_wrong_credentials_name_the_connection(klaviyo, monkeypatch):
-    set_connection(monkeypatch, "plat", "klaviyo", host=klaviyo.start(), password="pk_wrong")
-    with pytest.raises(PlatformError, match=r"Klaviyo \(plat\).*HTTP 401.*API key"):
-        run_export(KlaviyoExportOperator, plan(), "r1", rows(5))
-    assert klaviyo.lists_created == 0
-    set_connection(monkeypatch, "plat", "klaviyo", host=klaviyo.start())
-    with pytest.raises(ValueError, match="connection 'plat' has no API key"):
-        run_export(KlaviyoExportOperator, plan(), "r1", rows(5))
 
 
 def test_no_identifiers_in_logs(klaviyo, caplog):

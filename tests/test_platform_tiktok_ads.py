@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import pytest
 from campaign_sync.hooks.tiktok_ads import TikTokAdsHook, audience_name, truncated_by_tiktok
-from campaign_sync.operators.tiktok_ads import TikTokAdsExportOperator
-from campaign_sync.platforms.client import PlatformError
+from campaign_sync.operators.audience_export import (
+    PlatformExportOperator as TikTokAdsExportOperator,
+)
+from campaign_sync.platforms.client import PermanentPlatformError, PlatformError
 from fakes.tiktok_ads import API, FakeTikTokAds
-from platform_support import one_group_plan, run_export, set_connection, sha
+from platform_support import (
+    inject_clock,
+    one_group_plan,
+    real_time,
+    run_export,
+    set_connection,
+    sha,
+    small_batches,
+)
 
 ATTRS = {"email": "EMAIL", "phone": "PHONE", "idfa": "IDFA", "aaid": "AAID"}
 SCHEMA = {
@@ -61,7 +70,8 @@ def tiktok(monkeypatch, staging_root):
     fake = FakeTikTokAds()
     connect(monkeypatch, fake.start())
     # Small batches make several requests out of small test data.
-    monkeypatch.setattr(TikTokAdsHook, "max_batch_rows", 100)
+    small_batches(monkeypatch, TikTokAdsHook, 100)
+    inject_clock(monkeypatch)  # waits are skipped, never slept
     yield fake
     fake.stop()
 
@@ -147,34 +157,6 @@ def test_an_audience_truncated_by_tiktok_is_reused(tiktok):
     assert tiktok.audiences_created == 0 and set(tiktok.members) == {existing}
 
 
-@pytest.mark.parametrize(
-    "fault", ["throttle", "throttle_no_retry_after", "server_error", "reset", "slow"]
-)
-def test_transient_faults_are_retried_without_loss_or_duplicates(tiktok, fault):
-    tiktok.inject(fault, times=2, retry_after=1, seconds=3)
-    started = time.monotonic()
-    data = rows(300)
-    run_export(TikTokAdsExportOperator, plan(), "r1", data)
-    tiktok.wait_idle()
-    assert members(tiktok) == keys(data)
-    # A response that never arrives (too slow) is indistinguishable from a lost request: that
-    # batch is sent again (the server applied it, membership stays exact); nothing else repeats.
-    resent = 2 * 100 if fault == "slow" else 0
-    assert len(tiktok.received_rows("add")) == 300 + resent
-    if fault.startswith("throttle"):
-        assert tiktok.throttled == 2
-        # Retry-After: 1 s twice; code 40100: past the current second, then doubled.
-        floor = 1.5 if fault == "throttle" else 2.5
-        assert time.monotonic() - started >= floor
-
-
-def test_partial_acceptance_is_counted(tiktok):
-    tiktok.inject("partial", times=1, reject=3)
-    result = run_export(TikTokAdsExportOperator, plan(), "r1", rows(250))
-    assert result["platform_invalid"] == 3
-    assert len(members(tiktok)) == 247
-
-
 def test_malformed_identifiers_are_not_sent_and_counted(tiktok):
     data = rows(120)
     data[7]["IDFA"] = "not-a-digest"
@@ -184,75 +166,14 @@ def test_malformed_identifiers_are_not_sent_and_counted(tiktok):
     assert members(tiktok) == keys(data[:7] + data[8:90] + data[91:])
 
 
-def test_failed_batch_is_retried_alone_and_resumes_after_task_failure(tiktok):
-    the_plan = plan()
-    data = rows(500)
-    original_route = tiktok.route
-    calls = {"n": 0}
-
-    def flaky(request, fault):
-        if tiktok.is_data_request(request):
-            calls["n"] += 1
-            if calls["n"] >= 3:  # TikTok's system error: HTTP 200, code 50000
-                return tiktok._envelope(50000, "System error.")
-        return original_route(request, fault)
-
-    tiktok.route = flaky
-    with pytest.raises(PlatformError, match="failed after 4 attempts: code 50000"):
-        run_export(TikTokAdsExportOperator, the_plan, "r1", data)
-    assert len(tiktok.received_rows("add")) == 200
-    failing = mapping_requests(tiktok)[2:]
-    assert len(failing) == 4 and all(r.body == failing[0].body for r in failing)
-    tiktok.route = original_route
-    result = run_export(TikTokAdsExportOperator, the_plan, "r1", data)  # the task's retry
-    assert result["batches_resumed"] == 2 and result["batches"] == 3
-    assert len(tiktok.received_rows("add")) == 500  # no acknowledged row sent twice
-    assert members(tiktok) == keys(data)
-
-
-def test_mirror_sends_exactly_the_joiners_and_leavers(tiktok):
-    the_plan = plan({"sync_mode": "mirror"})
-    first = rows(1000)
-    run_export(TikTokAdsExportOperator, the_plan, "r1", first)
-    tiktok.received.clear()
-    second = first[100:] + rows(100, 5000)  # 10% leave, 10% join
-    result = run_export(TikTokAdsExportOperator, the_plan, "r2", second)
-    assert (result["added"], result["removed"], result["rows_sent"]) == (100, 100, 1000)
-    assert [b["op"] for b in tiktok.received] == ["remove", "add"]
-    assert {r["user"] for r in tiktok.received_rows("add")} == keys(second[-100:])
-    assert {r["user"] for r in tiktok.received_rows("remove")} == keys(first[:100])
-    assert len(tiktok.received_rows("add")) == 100 and len(tiktok.received_rows("remove")) == 100
-    assert [r.body["action"] for r in mapping_requests(tiktok)[-2:]] == ["delete", "add"]
-    assert members(tiktok) == keys(second)
-    # A retry of run 2 diffs against run 1 again, and resends nothing.
-    tiktok.received.clear()
-    again = run_export(TikTokAdsExportOperator, the_plan, "r2", second)
-    assert tiktok.received == [] and again["batches_resumed"] == 2
-
-
-def test_replace_mode_is_not_offered(tiktok):
-    with pytest.raises(ValueError, match="sync_mode"):
-        run_export(TikTokAdsExportOperator, plan({"sync_mode": "replace"}), "r1", rows(5))
-    assert mapping_requests(tiktok) == []
-    with pytest.raises(TypeError):
-        TikTokAdsHook("plat").clear("1")
-
-
 def test_calls_stay_under_the_published_rate_limits(tiktok, monkeypatch):
-    monkeypatch.setattr(TikTokAdsHook, "max_batch_rows", 5)
+    real_time(monkeypatch)  # arrival times are measured on the real clock
+    small_batches(monkeypatch, TikTokAdsHook, 5)
     run_export(TikTokAdsExportOperator, plan(), "r1", rows(120))
     times = tiktok.data_times
     assert len(times) == 24
     # Basic tier: 10 calls per second; the 11th call in any window waits for the window.
     assert all(times[i + 10] - times[i] >= 0.95 for i in range(len(times) - 10))
-
-
-def test_wrong_credentials_name_the_connection(tiktok, monkeypatch):
-    connect(monkeypatch, tiktok.start(), token="nope")
-    with pytest.raises(
-        PlatformError, match=r"TikTok Ads \(plat\): GET .* failed: code 40105.*access token"
-    ):
-        run_export(TikTokAdsExportOperator, plan(), "r1", rows(5))
 
 
 def test_wrong_or_missing_advertiser_names_the_connection(tiktok, monkeypatch):
@@ -261,7 +182,7 @@ def test_wrong_or_missing_advertiser_names_the_connection(tiktok, monkeypatch):
     with pytest.raises(PlatformError, match=r"TikTok Ads \(plat\).*code 40001.*advertiser_id"):
         run_export(TikTokAdsExportOperator, plan(), "r1", rows(5))
     connect(monkeypatch, url, advertiser_id="")
-    with pytest.raises(ValueError, match="connection 'plat' has no 'advertiser_id'"):
+    with pytest.raises(PermanentPlatformError, match="connection 'plat' has no 'advertiser_id'"):
         run_export(TikTokAdsExportOperator, plan(), "r2", rows(5))
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from campaign_sync.destinations import REGISTRY
 from campaign_sync.plan import BUCKETS, build_plan
 from campaign_sync.spec.checks import Problem
 from campaign_sync.spec.ids import dag_id_for
@@ -15,9 +16,7 @@ from campaign_sync.spec.loader import CampaignError, load_file, load_folder
 from helpers import SAMPLE_CAMPAIGN, sample_doc, write_campaign
 
 SAMPLE = "lifecycle_winback"
-KNOWN_TYPES = (
-    "attentive, azure_blob, criteo, facebook_ads, gcs, klaviyo, local, s3, sftp, tiktok_ads"
-)
+KNOWN_TYPES = ", ".join(sorted(REGISTRY))  # every destination module, found by the registry
 
 Doc = dict[str, Any]
 

@@ -1,7 +1,10 @@
 """Airflow provider metadata: the package's connection types and their connection forms.
 
-The forms are declared here (``conn-fields`` and ``ui-field-behaviour``, Airflow >= 3.2), so
-the API server shows them without importing the hooks.
+The forms are written into the metadata (``conn-fields`` and ``ui-field-behaviour``, Airflow
+>= 3.2), so the API server shows them without importing hooks (this module is read while Airflow
+starts, so it cannot import them). They are generated from each platform's declaration in its
+destination module, the same one its hook's ``get_connection_form_fields`` and
+``get_ui_field_behaviour`` return, so a new platform needs no entry here.
 """
 
 from __future__ import annotations
@@ -10,107 +13,26 @@ from typing import Any
 
 from campaign_sync import __version__
 
-
-def _text(label: str, description: str = "", default: str | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": ["string", "null"]}
-    if default is not None:
-        schema["default"] = default
-    return {"label": label, "description": description, "schema": schema}
-
-
-_TIMEOUT = {
-    "label": "Timeout (seconds)",
-    "description": "Per-call timeout.",
-    "schema": {"type": ["integer", "null"], "default": 60},
-}
-_BASE_URL = "Base URL (leave empty for the platform's; set for a proxy or a test server)"
-
-
-def _platform(
-    conn_type: str,
-    name: str,
-    hook: str,
-    *,
-    password_label: str,
-    fields: dict[str, Any],
-    login_label: str | None = None,
-) -> dict[str, Any]:
-    hidden = ["schema", "port"] + ([] if login_label else ["login"])
-    relabeling = {"host": _BASE_URL, "password": password_label}
-    if login_label:
-        relabeling["login"] = login_label
-    return {
-        "connection-type": conn_type,
-        "hook-class-name": hook,
-        "hook-name": name,
-        "conn-fields": {**fields, "timeout": _TIMEOUT},
-        "ui-field-behaviour": {
-            "hidden-fields": hidden,
-            "relabeling": relabeling,
-            "placeholders": {},
-        },
-    }
-
-
-CONNECTION_TYPES: list[dict[str, Any]] = [
-    {
-        "connection-type": "duckdb",
-        "hook-class-name": "campaign_sync.hooks.duckdb.DuckDBHook",
-        "hook-name": "DuckDB",
-        "ui-field-behaviour": {
-            "hidden-fields": ["login", "password", "port", "schema"],
-            "relabeling": {"host": "Database file"},
-            "placeholders": {},
-        },
+DUCKDB = {
+    "connection-type": "duckdb",
+    "hook-class-name": "campaign_sync.hooks.duckdb.DuckDBHook",
+    "hook-name": "DuckDB",
+    "ui-field-behaviour": {
+        "hidden-fields": ["login", "password", "port", "schema"],
+        "relabeling": {"host": "Database file"},
+        "placeholders": {},
     },
-    _platform(
-        "klaviyo",
-        "Klaviyo",
-        "campaign_sync.hooks.klaviyo.KlaviyoHook",
-        password_label="Private API key",
-        fields={"revision": _text("API revision", "Klaviyo `revision` header.", "2025-10-15")},
-    ),
-    _platform(
-        "attentive",
-        "Attentive",
-        "campaign_sync.hooks.attentive.AttentiveHook",
-        password_label="API key",
-        fields={},
-    ),
-    _platform(
-        "criteo",
-        "Criteo",
-        "campaign_sync.hooks.criteo.CriteoHook",
-        password_label="Client secret",
-        login_label="Client ID",
-        fields={
-            "advertiser_id": _text("Advertiser ID"),
-            "api_version": _text("API version", "Version in the API paths.", "2026-01"),
-        },
-    ),
-    _platform(
-        "tiktok_ads",
-        "TikTok Ads",
-        "campaign_sync.hooks.tiktok_ads.TikTokAdsHook",
-        password_label="Access token",
-        fields={"advertiser_id": _text("Advertiser ID")},
-    ),
-    _platform(
-        "facebook_ads",
-        "Facebook Ads",
-        "campaign_sync.hooks.facebook_ads.FacebookAdsHook",
-        password_label="Access token",
-        fields={
-            "ad_account_id": _text("Ad account ID", "Without the act_ prefix."),
-            "api_version": _text("Graph API version", "", "v24.0"),
-            "app_secret": {
-                "label": "App secret",
-                "description": "Signs calls with appsecret_proof when set.",
-                "schema": {"type": ["string", "null"], "format": "password"},
-            },
-        },
-    ),
-]
+}
+
+
+def connection_types() -> list[dict[str, Any]]:
+    """DuckDB's connection type and one per platform destination (its hook's form)."""
+    from campaign_sync.destinations import REGISTRY
+
+    return [
+        DUCKDB,
+        *(t.form.provider_entry(t.name, t.hook) for t in REGISTRY.values() if t.hook and t.form),
+    ]
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -120,5 +42,5 @@ def get_provider_info() -> dict[str, Any]:
         "name": "campaign-sync",
         "description": "Campaign audiences from a warehouse to marketing destinations.",
         "versions": [__version__],
-        "connection-types": CONNECTION_TYPES,
+        "connection-types": connection_types(),
     }

@@ -39,6 +39,10 @@ class ContractError(Exception):
     """A request that breaks the platform's documented contract (answered with 400)."""
 
 
+class LostAnswer(Exception):
+    """Raised by a route after applying a request: the connection drops before the answer."""
+
+
 FAULTS = ("throttle", "throttle_no_retry_after", "server_error", "slow", "reset", "partial")
 
 
@@ -190,6 +194,10 @@ class FakePlatform:
                 return
         try:
             response = self.route(request, fault)
+        except LostAnswer:
+            handler.close_connection = True
+            handler.connection.shutdown(2)
+            return
         except ContractError as exc:
             with self.lock:
                 self.contract_errors.append(str(exc))

@@ -1,33 +1,26 @@
-"""Registry of destination types. A new destination is one module plus one entry here."""
+"""Registry of destination types: every module of this package declares one ``DestinationType``
+at module level, and is found here by itself, so a new destination is one module."""
 
 from __future__ import annotations
 
-from campaign_sync.destinations.attentive import ATTENTIVE
-from campaign_sync.destinations.azure_blob import AZURE_BLOB
-from campaign_sync.destinations.base import AttributeRule, DestinationType
-from campaign_sync.destinations.criteo import CRITEO
-from campaign_sync.destinations.facebook_ads import FACEBOOK_ADS
-from campaign_sync.destinations.gcs import GCS
-from campaign_sync.destinations.klaviyo import KLAVIYO
-from campaign_sync.destinations.local import LOCAL
-from campaign_sync.destinations.s3 import S3
-from campaign_sync.destinations.sftp import SFTP
-from campaign_sync.destinations.tiktok_ads import TIKTOK_ADS
+import importlib
+import pkgutil
 
-REGISTRY: dict[str, DestinationType] = {
-    t.name: t
-    for t in (
-        KLAVIYO,
-        ATTENTIVE,
-        CRITEO,
-        TIKTOK_ADS,
-        FACEBOOK_ADS,
-        S3,
-        GCS,
-        AZURE_BLOB,
-        SFTP,
-        LOCAL,
-    )
-}
+from campaign_sync.destinations.base import AttributeRule, DestinationType
+
+
+def _discover() -> dict[str, DestinationType]:
+    found: dict[str, DestinationType] = {}
+    for module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+        values = vars(importlib.import_module(f"{__name__}.{module}")).values()
+        for value in values:
+            if isinstance(value, DestinationType):
+                if value.name in found and found[value.name] is not value:
+                    raise RuntimeError(f"two destination types are named {value.name!r}")
+                found[value.name] = value
+    return found
+
+
+REGISTRY: dict[str, DestinationType] = _discover()
 
 __all__ = ["REGISTRY", "AttributeRule", "DestinationType"]

@@ -12,6 +12,12 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict
 
+from campaign_sync.platforms.capabilities import Capabilities
+from campaign_sync.platforms.connection_form import ConnectionForm
+
+# Every platform is delivered by the one generic operator, driven by its hook.
+PLATFORM_EXPORTER = "campaign_sync.operators.audience_export.PlatformExportOperator"
+
 
 class NoOptions(BaseModel):
     """Options model for destination types that take none."""
@@ -40,7 +46,8 @@ class DestinationType:
     ``attributes`` lists the attribute names the destination accepts. With ``open_attributes``
     any other name is accepted too and prepared with ``extra_rule``. ``exactly_one_of`` and
     ``at_least_one_of`` constrain which attributes a campaign maps. ``exporter`` is the import path
-    of the export operator.
+    of the export operator. Platforms also name their ``hook`` (import path) and declare their
+    ``capabilities`` and connection ``form``.
     """
 
     name: str
@@ -52,6 +59,9 @@ class DestinationType:
     at_least_one_of: frozenset[str] = frozenset()
     options_model: type[BaseModel] = NoOptions
     exporter: str = field(kw_only=True)
+    hook: str | None = None
+    capabilities: Capabilities | None = None
+    form: ConnectionForm | None = None
 
     def rule_for(self, attribute: str) -> AttributeRule:
         """The rule applied to ``attribute`` (assumes ``check_attributes`` accepted it)."""
@@ -105,4 +115,45 @@ def open_storage_type(
         open_attributes=True,
         options_model=options_model,
         exporter=exporter,
+    )
+
+
+def platform_type(
+    name: str,
+    label: str,
+    attributes: Mapping[str, AttributeRule],
+    capabilities: Capabilities,
+    hook: str,
+    form: ConnectionForm,
+    *,
+    others: AttributeRule | None = None,
+) -> DestinationType:
+    """An audience platform: its contract, with the identifier rule, options model and exporter
+    derived from its capabilities (declared once). ``others``: the rule for attributes not
+    listed, which the platform then accepts (custom properties)."""
+    from dataclasses import replace
+
+    from campaign_sync.destinations.audience_options import audience_options
+
+    ids = frozenset(capabilities.identifiers)
+    unknown = ids - set(attributes)
+    if unknown:
+        raise ValueError(f"{label}: identifiers {sorted(unknown)} are not attributes")
+    if capabilities.identifier_rule == "all":
+        attributes = {
+            a: replace(r, required=True) if a in ids else r for a, r in attributes.items()
+        }
+    return DestinationType(
+        name=name,
+        label=label,
+        attributes=attributes,
+        open_attributes=others is not None,
+        extra_rule=others or AttributeRule(),
+        exactly_one_of=ids if capabilities.identifier_rule == "one" else frozenset(),
+        at_least_one_of=ids if capabilities.identifier_rule == "any" else frozenset(),
+        options_model=audience_options(label, capabilities),
+        exporter=PLATFORM_EXPORTER,
+        hook=hook,
+        capabilities=capabilities,
+        form=form,
     )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from campaign_sync.destinations.audience_options import ReplaceableAudienceOptions
-from campaign_sync.destinations.base import AttributeRule, DestinationType
+from campaign_sync.destinations.base import AttributeRule, platform_type
+from campaign_sync.platforms.capabilities import Capabilities
+from campaign_sync.platforms.connection_form import ConnectionForm, secret_field, text_field
 
 
 def _hashed(kind: str) -> AttributeRule:
@@ -12,9 +13,9 @@ def _hashed(kind: str) -> AttributeRule:
 
 # Meta's customer-file normalization table; EXTERN_ID and MADID are sent unhashed, as
 # Meta's own SDK does for them.
-FACEBOOK_ADS = DestinationType(
-    name="facebook_ads",
-    label="Facebook Ads",
+FACEBOOK_ADS = platform_type(
+    "facebook_ads",
+    "Facebook Ads",
     attributes={
         "EXTERN_ID": AttributeRule(kind="text"),
         "EMAIL": _hashed("email"),
@@ -32,7 +33,22 @@ FACEBOOK_ADS = DestinationType(
         "DOBD": _hashed("birth_day"),
         "MADID": AttributeRule(kind="mobile_ad_id"),
     },
-    at_least_one_of=frozenset({"EXTERN_ID", "EMAIL", "PHONE", "MADID"}),
-    options_model=ReplaceableAudienceOptions,
-    exporter="campaign_sync.operators.facebook_ads.FacebookAdsExportOperator",
+    # <= 10,000 rows per users/usersreplace call; replace = a usersreplace session.
+    capabilities=Capabilities(
+        sync_modes=("add", "mirror", "replace"),
+        replace="session",
+        max_batch_rows=10_000,
+        identifiers=("EXTERN_ID", "EMAIL", "PHONE", "MADID"),
+        identifier_rule="any",
+    ),
+    form=ConnectionForm(
+        "Facebook Ads",
+        password_label="Access token",
+        fields={
+            "ad_account_id": text_field("Ad account ID", "Without the act_ prefix."),
+            "api_version": text_field("Graph API version", "", "v24.0"),
+            "app_secret": secret_field("App secret", "Signs calls with appsecret_proof when set."),
+        },
+    ),
+    hook="campaign_sync.hooks.facebook_ads.FacebookAdsHook",
 )

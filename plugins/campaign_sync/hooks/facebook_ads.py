@@ -5,15 +5,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import logging
 import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from campaign_sync.hooks.audience import AudienceHook, BatchResult, Row
-from campaign_sync.platforms.client import Outcome, PlatformError, retry_after_seconds
-
-log = logging.getLogger(__name__)
+from campaign_sync.hooks.audience import AudienceHook, BatchResult, ReplaceStep, Row
+from campaign_sync.platforms.audiences import Audience, Page
+from campaign_sync.platforms.batches import SHA256_HEX
+from campaign_sync.platforms.client import (
+    Auth,
+    Outcome,
+    PermanentPlatformError,
+    PlatformError,
+    retry_after_seconds,
+)
 
 # Meta's multi-key schema names; every other key is SHA-256 of its normalized value.
 SCHEMA_KEYS = frozenset(
@@ -23,7 +28,6 @@ SCHEMA_KEYS = frozenset(
     }
 )  # fmt: skip
 UNHASHED_KEYS = frozenset({"EXTERN_ID", "MADID"})
-SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 API_VERSION = re.compile(r"v\d+\.\d+")
 # Graph error codes that mean "slow down", whatever the HTTP status (Meta sends 400): app (4),
 # user (17), pages (32), ad account (613) and the Business Use Case limits 80000-80014
@@ -40,6 +44,9 @@ HINTS = {
     294: "the app lacks Marketing API access (ads_management)",
     2635: "this Graph API version is deprecated; set a current api_version in the extra",
 }
+# Which permanent failure each code is (see FIXES in the platform client).
+KINDS = {190: "credentials", 102: "credentials", 10: "permission", 200: "permission",
+         294: "permission", 33: "missing"}  # fmt: skip
 SUBCODE_HINTS = {
     1713230: "the audience is flagged (operation_status 471); resolve it in Audience Manager",
     33: "the object does not exist or the token cannot see it; check ad_account_id",
@@ -103,22 +110,18 @@ class FacebookAdsHook(AudienceHook):
     """
 
     conn_type = "facebook_ads"
-    hook_name = "Facebook Ads"
-    default_conn_name = "facebook_ads_default"
     default_base_url = "https://graph.facebook.com"
-    max_batch_rows: ClassVar[int] = 10_000
-    max_batch_bytes: ClassVar[int | None] = None
     rate_limits: ClassVar[list[tuple[int, float]]] = [(80, 60.0)]
-    replace_style: ClassVar[str | None] = "session"
     page_size = 100
 
     @property
     def api_version(self) -> str:
         """Graph API version in every path (``vNN.N``)."""
-        version = str(self.extra.get("api_version") or "v24.0")
+        version = str(self.field("api_version"))
         if not API_VERSION.fullmatch(version):
-            raise ValueError(
-                f"connection {self.conn_id!r}: api_version {version!r} is not like 'v24.0'"
+            raise PermanentPlatformError(
+                f"connection {self.conn_id!r}: api_version {version!r} is not like 'v24.0'",
+                kind="config",
             )
         return version
 
@@ -127,6 +130,10 @@ class FacebookAdsHook(AudienceHook):
         """``/<version>/act_<ad account id>``."""
         account = str(self.field("ad_account_id")).strip().removeprefix("act_")
         return f"/{self.api_version}/act_{account}"
+
+    def auth(self) -> Auth:
+        """No auth header: the token travels as the ``access_token`` parameter."""
+        return Auth()
 
     def auth_params(self) -> dict[str, str]:
         """``access_token`` and, with an app secret, ``appsecret_proof``."""
@@ -158,9 +165,12 @@ class FacebookAdsHook(AudienceHook):
             return Outcome.retry(f"transient ({label})", retry_after_seconds(response.headers))
         # Meta's message text is left out: it can quote request values.
         hint = SUBCODE_HINTS.get(subcode or 0) or HINTS.get(code or 0)
-        return Outcome.fail(f"{label}: {hint}" if hint else label)
+        kind = KINDS.get(subcode or 0) or KINDS.get(code or 0) or "contract"
+        return Outcome.fail(f"{label}: {hint}" if hint else label, kind)
 
-    def _call(self, method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
+    def _call(
+        self, method: str, path: str, params: dict[str, Any], attempts: int | None = None
+    ) -> dict[str, Any]:
         if method == "GET":
             response = self.client.request(method, path, params={**params, **self.auth_params()})
         else:
@@ -171,7 +181,11 @@ class FacebookAdsHook(AudienceHook):
                 for key, value in params.items()
             }
             response = self.client.request(
-                method, path, data={**form, **self.auth_params()}, headers=FORM_HEADERS
+                method,
+                path,
+                attempts=attempts,
+                data={**form, **self.auth_params()},
+                headers=FORM_HEADERS,
             )
         try:
             body = response.json()
@@ -183,53 +197,47 @@ class FacebookAdsHook(AudienceHook):
             )
         return body
 
-    def ensure_audience(self, name: str) -> str:
-        """Customer-file custom audience called ``name`` in the connection's ad account."""
-        path = f"{self.account_path}/customaudiences"
-        found: list[str] = []
-        after: str | None = None
-        while True:
-            params: dict[str, Any] = {"fields": "id,name", "limit": self.page_size}
-            if after:
-                params["after"] = after
-            body = self._call("GET", path, params)
-            found += [str(a["id"]) for a in body.get("data", []) if a.get("name") == name]
-            paging = body.get("paging") or {}
-            after = (paging.get("cursors") or {}).get("after")
-            # Follow the cursor on our own base URL: ``next`` names graph.facebook.com even
-            # behind a proxy, and carries the token in its query string.
-            if not paging.get("next") or not after:
-                break
-        if found:
-            found.sort(key=lambda i: (len(i), i))
-            if len(found) > 1:
-                log.warning(
-                    "%s (%s): %d custom audiences share the name %r; using the oldest, %s",
-                    self.hook_name, self.conn_id, len(found), name, found[0],
-                )  # fmt: skip
-            return found[0]
+    def audience_page(self, name: str, cursor: Any) -> Page[Audience]:
+        """Custom audiences of the connection's ad account (Graph cannot filter by name); the
+        cursor is Graph's ``after``, followed on our own base URL: ``next`` names
+        graph.facebook.com even behind a proxy, and carries the token in its query string."""
+        params: dict[str, Any] = {"fields": "id,name,time_created", "limit": self.page_size}
+        if cursor:
+            params["after"] = cursor
+        body = self._call("GET", f"{self.account_path}/customaudiences", params)
+        audiences = [
+            Audience(str(a["id"]), str(a.get("name")), f"{_as_int(a.get('time_created')) or 0:012d}"
+                     if a.get("time_created") else "")
+            for a in body.get("data", [])
+        ]  # fmt: skip
+        paging = body.get("paging") or {}
+        after = (paging.get("cursors") or {}).get("after")
+        return audiences, after if paging.get("next") and after else None
+
+    def create_audience(self, name: str) -> str:
+        """Create a customer-file custom audience in the ad account, sent once."""
         created = self._call(
             "POST",
-            path,
+            f"{self.account_path}/customaudiences",
             {
                 "name": name,
                 "subtype": "CUSTOM",
                 "customer_file_source": "USER_PROVIDED_ONLY",
                 "description": "Managed by campaign-sync",
             },
+            attempts=1,
         )
         if not created.get("id"):
-            raise PlatformError(
-                f"{self.hook_name} ({self.conn_id}): custom audience {name!r} was not created"
-            )
+            raise PlatformError(f"{self.label}: the custom audience was not created")
         return str(created["id"])
 
     def _payload(self, rows: Sequence[Row]) -> dict[str, Any]:
         schema = list(rows[0])
         unknown = [k for k in schema if k not in SCHEMA_KEYS]
         if unknown:
-            raise ValueError(
-                f"connection {self.conn_id!r}: {', '.join(unknown)} not Meta schema keys"
+            raise PermanentPlatformError(
+                f"connection {self.conn_id!r}: {', '.join(unknown)} not Meta schema keys",
+                kind="contract",
             )
         data = [["" if row.get(k) is None else str(row[k]) for k in schema] for row in rows]
         for i, key in enumerate(schema):
@@ -238,9 +246,10 @@ class FacebookAdsHook(AudienceHook):
             bad = sum(1 for values in data if values[i] and not SHA256_HEX.fullmatch(values[i]))
             if bad:
                 # Projection hashes these; anything else here would be plain PII leaving.
-                raise ValueError(
+                raise PermanentPlatformError(
                     f"connection {self.conn_id!r}: {bad} {key} value(s) in this batch are not"
-                    " SHA-256 hex digests; refusing to send them"
+                    " SHA-256 hex digests; refusing to send them",
+                    kind="contract",
                 )
         # is_raw: single keys, not combined ones like LN_FN_ZIP (Meta's SDK requires it).
         return {"schema": schema, "is_raw": True, "data": data}
@@ -273,20 +282,13 @@ class FacebookAdsHook(AudienceHook):
         return self._send("DELETE", audience_id, "users", rows)
 
     def replace_batch(
-        self,
-        audience_id: str,
-        rows: Sequence[Row],
-        *,
-        session_id: int,
-        seq: int,
-        last: bool,
-        total: int,
+        self, audience_id: str, rows: Sequence[Row], step: ReplaceStep
     ) -> BatchResult:
         """One batch of a usersreplace session; Meta swaps the membership on the last one."""
         session = {
-            "session_id": session_id,
-            "batch_seq": seq,
-            "last_batch_flag": last,
-            "estimated_num_total": total,
+            "session_id": step.session_id,
+            "batch_seq": step.seq,
+            "last_batch_flag": step.last,
+            "estimated_num_total": step.total,
         }
         return self._send("POST", audience_id, "usersreplace", rows, session)

@@ -6,25 +6,22 @@ import json
 import logging
 import math
 import re
-import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from datetime import date, datetime
-from datetime import time as clock_time
-from decimal import Decimal
-from functools import cached_property
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 from campaign_sync.hooks.audience import AudienceHook, BatchResult, Row
+from campaign_sync.platforms.audiences import Audience, Page, paginate
+from campaign_sync.platforms.batches import json_value
 from campaign_sync.platforms.client import (
+    Auth,
+    HeaderAuth,
     Outcome,
-    PlatformClient,
     PlatformError,
     default_classify,
     retry_after_seconds,
 )
-from campaign_sync.provider_info import CONNECTION_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +38,6 @@ LOOKUP_MAX_CHARS = 6000
 IMPORT_ERRORS_READ = 1000  # import errors read to summarise failure codes
 _THROTTLE_DETAIL = re.compile(r"expected available in (\d+(?:\.\d+)?) second", re.IGNORECASE)
 _SLOT = "\x00profiles\x00"  # where the encoded profiles go in the job envelope
-
-
-def _default_revision() -> str:
-    # The connection form's default is the single source of the revision this hook speaks.
-    (form,) = [c for c in CONNECTION_TYPES if c["connection-type"] == "klaviyo"]
-    return str(form["conn-fields"]["revision"]["schema"]["default"])
-
-
-DEFAULT_REVISION = _default_revision()
 
 
 class _HideProfileQueries(logging.Filter):
@@ -69,26 +57,6 @@ if not any(isinstance(f, _HideProfileQueries) for f in _urllib3_log.filters):
     _urllib3_log.addFilter(_HideProfileQueries())
 
 
-def _plain(value: Any) -> Any:
-    """A JSON value Klaviyo takes, or None for a value to leave out."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            return None
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, datetime | date | clock_time):
-        return value.isoformat()  # Klaviyo reads ISO 8601 strings as dates
-    if isinstance(value, dict):
-        pairs = ((str(k), _plain(v)) for k, v in value.items())
-        return {k: v for k, v in pairs if v is not None}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
-
-
 def _profile(row: Row) -> dict[str, Any]:
     """One bulk-import profile: contract fields as attributes, the rest as properties.
 
@@ -97,7 +65,7 @@ def _profile(row: Row) -> dict[str, Any]:
     attributes: dict[str, Any] = {}
     properties: dict[str, Any] = {}
     for name, raw in row.items():
-        value = _plain(raw)
+        value = json_value(raw)
         if value is None:
             continue
         if name in PROFILE_FIELDS:
@@ -145,8 +113,8 @@ def _chunks(items: Sequence[str], max_items: int, max_chars: int) -> Iterator[li
 class KlaviyoHook(AudienceHook):
     """Klaviyo API with a private API key (the connection's password).
 
-    Extra fields: ``revision`` (the required ``revision`` header; default from the connection
-    form), ``job_timeout`` (seconds to wait for one bulk import job, default 3600).
+    Extra fields: ``revision`` (the required ``revision`` header; default: the form's),
+    ``job_timeout`` (seconds to wait for one bulk import job, default 3600).
     Published limits used: Bulk Import Profiles <= 10,000 profiles, <= 5 MB per job and
     <= 100 KB per profile; 10/s burst and 150/min steady on the job, job status, import-error,
     list and list-membership endpoints (one limiter for all calls keeps every endpoint under).
@@ -154,33 +122,23 @@ class KlaviyoHook(AudienceHook):
     """
 
     conn_type = "klaviyo"
-    hook_name = "Klaviyo"
-    default_conn_name = "klaviyo_default"
     default_base_url = "https://a.klaviyo.com"
-    max_batch_rows: ClassVar[int] = 10_000
-    max_batch_bytes: ClassVar[int | None] = 5_000_000
     rate_limits: ClassVar[list[tuple[int, float]]] = [(10, 1.0), (150, 60.0)]
-    replace_style: ClassVar[str | None] = None
     poll_interval: ClassVar[float] = 1.0  # first wait for a job; grows to poll_interval_max
     poll_interval_max: ClassVar[float] = 15.0
 
     @property
     def revision(self) -> str:
         """The API revision sent with every call."""
-        return str(self.extra.get("revision") or DEFAULT_REVISION)
+        return str(self.field("revision"))
 
-    @property
-    def _label(self) -> str:
-        return f"{self.hook_name} ({self.conn_id})"
+    def auth(self) -> Auth:
+        """Private-key auth."""
+        return HeaderAuth("Authorization", f"Klaviyo-API-Key {self.secret()}")
 
-    def auth_headers(self) -> dict[str, str]:
-        """Private-key auth, the revision, and JSON:API bodies."""
-        return {
-            "Authorization": f"Klaviyo-API-Key {self.secret()}",
-            "revision": self.revision,
-            "Accept": JSON_API,
-            "Content-Type": JSON_API,
-        }
+    def headers(self) -> dict[str, str]:
+        """The revision, and JSON:API bodies."""
+        return {"revision": self.revision, "Accept": JSON_API, "Content-Type": JSON_API}
 
     def classify(self, response: Any) -> Outcome:
         """Klaviyo signals limits with 429 (Retry-After, or the wait in the error detail) and
@@ -192,11 +150,14 @@ class KlaviyoHook(AudienceHook):
                 wait = _wait(response)
             return Outcome.retry("rate limited (429)", wait)
         if status == 401:
-            return Outcome.fail("HTTP 401: Klaviyo refused the private API key (the password)")
+            return Outcome.fail(
+                "HTTP 401: Klaviyo refused the private API key (the password)", "credentials"
+            )
         if status == 403:
             return Outcome.fail(
                 "HTTP 403: the private API key lacks a scope this needs "
-                "(lists:read, lists:write, profiles:read, profiles:write)"
+                "(lists:read, lists:write, profiles:read, profiles:write)",
+                "permission",
             )
         outcome = default_classify(response)
         if outcome.action == "ok":
@@ -204,7 +165,7 @@ class KlaviyoHook(AudienceHook):
         elif outcome.action == "fail":
             codes = _error_codes(response)
             if codes:
-                return Outcome.fail(f"HTTP {status} ({', '.join(codes)})")
+                return Outcome.fail(f"HTTP {status} ({', '.join(codes)})", outcome.kind)
         return outcome
 
     def _respect_window(self, headers: Any) -> None:
@@ -217,72 +178,39 @@ class KlaviyoHook(AudienceHook):
         if remaining <= 0 < reset:
             self.client.limiter.pause_for(reset)
 
-    @cached_property
-    def _single_attempt(self) -> PlatformClient:
-        """The client's settings and limiter, one attempt per call (for non-idempotent calls)."""
-        client = self.client
-        return PlatformClient(
-            name=client.name,
-            base_url=client.base_url,
-            headers=dict(client.session.headers),
-            limiter=client.limiter,
-            classify=self.classify,
-            timeout=client.timeout,
-            max_attempts=1,
-        )
-
     def _pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Every item of a paginated GET. The next page is asked with the same path and the
         cursor only: ``links.next`` names Klaviyo's host (bypassing a configured host) and
         would put the filter into the client's log lines."""
-        params = dict(params)
-        while True:
-            body = self.client.request("GET", path, params=params).json()
-            yield from body.get("data") or []
-            cursor = _next_cursor(body)
-            if cursor is None:
-                return
-            params["page[cursor]"] = cursor
+
+        def page(cursor: str | None) -> Page[dict[str, Any]]:
+            query = params if cursor is None else {**params, "page[cursor]": cursor}
+            body = self.client.request("GET", path, params=query).json()
+            return body.get("data") or [], _next_cursor(body)
+
+        return paginate(page, what=f"{self.label}: GET {path}")
 
     # --- lists ---------------------------------------------------------------------------
-    def _find_list(self, name: str) -> str | None:
-        params = {"filter": f"equals(name,{_quote(name)})", "fields[list]": "name"}
-        found = [
-            str(item["id"])
-            for item in self._pages("/api/lists", params)
-            if (item.get("attributes") or {}).get("name") == name
+    def audience_page(self, name: str, cursor: Any) -> Page[Audience]:
+        """Lists called ``name`` (Klaviyo filters by exact name)."""
+        params = {"filter": f"equals(name,{_quote(name)})", "fields[list]": "name,created"}
+        body = self.get_json("/api/lists", params, **{"page[cursor]": cursor})
+        lists = [
+            Audience(str(item["id"]), str(attrs.get("name")), str(attrs.get("created") or ""))
+            for item in body.get("data") or []
+            for attrs in [item.get("attributes") or {}]
         ]
-        if len(found) > 1:
-            log.warning("%s: %d lists share the audience's name; using the first", self._label,
-                        len(found))  # fmt: skip
-        return found[0] if found else None
+        return lists, _next_cursor(body)
 
-    def ensure_audience(self, name: str) -> str:
-        """Id of the list called ``name``, created once (Klaviyo caps new lists per day).
-
-        Creating is not idempotent: a create whose answer was lost is never simply resent; the
-        list is looked up by name again first.
-        """
-        attempt = 0
-        while True:
-            found = self._find_list(name)
-            if found is not None:
-                return found
-            try:
-                body = self._single_attempt.request(
-                    "POST",
-                    "/api/lists",
-                    data=_encode({"data": {"type": "list", "attributes": {"name": name}}}),
-                ).json()
-                return str(body["data"]["id"])
-            except PlatformError as exc:
-                attempt += 1
-                if not exc.retryable or attempt >= self.client.max_attempts:
-                    raise
-                wait = min(60.0, 2.0 ** (attempt - 1))
-                log.warning("%s: creating the list failed (%s); looking it up again in %.0fs",
-                            self._label, exc, wait)  # fmt: skip
-                time.sleep(wait)
+    def create_audience(self, name: str) -> str:
+        """Create the list (Klaviyo caps new lists per day: never resent blindly)."""
+        body = self.client.request(
+            "POST",
+            "/api/lists",
+            attempts=1,
+            data=_encode({"data": {"type": "list", "attributes": {"name": name}}}),
+        ).json()
+        return str(body["data"]["id"])
 
     # --- add -----------------------------------------------------------------------------
     def _job_bodies(self, audience_id: str, profiles: list[bytes]) -> Iterator[tuple[bytes, int]]:
@@ -299,12 +227,12 @@ class KlaviyoHook(AudienceHook):
         )
         head, tail = envelope.split(_encode(_SLOT))
         head, tail = head + b"[", b"]" + tail
-        limit = self.max_batch_bytes or math.inf
+        limit = self.capabilities.max_batch_bytes or math.inf
         chunk: list[bytes] = []
         size = len(head) + len(tail)
         for profile in profiles:
             extra = len(profile) + (1 if chunk else 0)  # the comma before it
-            if chunk and (len(chunk) >= self.max_batch_rows or size + extra > limit):
+            if chunk and (len(chunk) >= self.capabilities.max_batch_rows or size + extra > limit):
                 yield head + b",".join(chunk) + tail, len(chunk)
                 chunk, size = [], len(head) + len(tail)
                 extra = len(profile)
@@ -321,7 +249,7 @@ class KlaviyoHook(AudienceHook):
         received, invalid = 0, len(profiles) - len(fitting)
         if invalid:
             log.warning("%s: %d profiles exceed Klaviyo's 100 KB per profile; not sent",
-                        self._label, invalid)  # fmt: skip
+                        self.label, invalid)  # fmt: skip
         for body, count in self._job_bodies(audience_id, fitting):
             result = self._import(body, count)
             received += result.received
@@ -343,29 +271,29 @@ class KlaviyoHook(AudienceHook):
         if failed:
             summary = ", ".join(f"{code}: {n}" for code, n in sorted(codes.items()))
             log.warning("%s: bulk import job %s: %d of %d profiles failed (%s)",
-                        self._label, job["id"], failed, count, summary)  # fmt: skip
+                        self.label, job["id"], failed, count, summary)  # fmt: skip
         total = int(attributes.get("total_count") or count)
         return BatchResult(received=total - failed, invalid=failed)
 
     def _wait_for(self, job: dict[str, Any]) -> dict[str, Any]:
         """Poll a bulk import job until Klaviyo has processed it."""
         timeout = float(self.extra.get("job_timeout", 3600))
-        deadline = time.monotonic() + timeout
+        deadline = self.clock.monotonic() + timeout
         interval = self.poll_interval
         while job["attributes"]["status"] not in ("complete", "cancelled"):
-            if time.monotonic() >= deadline:
+            if self.clock.monotonic() >= deadline:
                 raise PlatformError(
-                    f"{self._label}: bulk import job {job['id']} not complete after {timeout:.0f}s",
+                    f"{self.label}: bulk import job {job['id']} not complete after {timeout:.0f}s",
                     retryable=True,
                 )
-            time.sleep(interval)
+            self.clock.sleep(interval)
             interval = min(self.poll_interval_max, interval * 1.5)
             job = self.client.request("GET", f"/api/profile-bulk-import-jobs/{job['id']}").json()[
                 "data"
             ]
         if job["attributes"]["status"] == "cancelled":
             raise PlatformError(
-                f"{self._label}: bulk import job {job['id']} was cancelled", retryable=True
+                f"{self.label}: bulk import job {job['id']} was cancelled", retryable=True
             )
         return job
 

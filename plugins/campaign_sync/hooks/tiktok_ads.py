@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
 import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from campaign_sync.hooks.audience import AudienceHook, BatchResult, Row
+from campaign_sync.platforms.audiences import Audience, Page
+from campaign_sync.platforms.batches import SHA256_HEX
 from campaign_sync.platforms.client import (
+    Auth,
+    Backoff,
+    HeaderAuth,
     Outcome,
+    PermanentPlatformError,
     PlatformError,
     default_classify,
     retry_after_seconds,
@@ -36,7 +41,6 @@ PERMISSION_CODES = frozenset({40001, 40119, 40300, 40301})
 # Undocumented for /segment/mapping/: where a partial success (20001) would carry its count.
 PARTIAL_COUNT_FIELD = "fail_count"
 MAX_NAME = 70  # longer custom_audience_name values are cut to 67 characters + "..."
-HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _SECRET_LOOKING = re.compile(r"[0-9A-Fa-f]{16,}|[^\s@]+@[^\s@]+")
 
 
@@ -65,40 +69,27 @@ class TikTokAdsHook(AudienceHook):
     """TikTok API for Business with a long-lived access token (the connection's password).
 
     Extra fields: ``advertiser_id`` (required). Published limits (Basic tier, per developer
-    app): 10 calls per second and 600 per minute. No per-request limit is published for
-    /segment/mapping/; batches hold 1,000 users. TikTok has no replace operation.
+    app): 10 calls per second and 600 per minute. TikTok has no replace operation.
     """
 
     conn_type = "tiktok_ads"
-    hook_name = "TikTok Ads"
-    default_conn_name = "tiktok_ads_default"
     default_base_url = "https://business-api.tiktok.com/open_api/v1.3"
-    max_batch_rows: ClassVar[int] = 1000
     rate_limits: ClassVar[list[tuple[int, float]]] = [(10, 1.0), (600, 60.0)]
-    replace_style: ClassVar[str | None] = None
+    # No Retry-After from TikTok: wait past the current second, doubling while the limit holds
+    # (a per-minute limit suspends for up to 5 minutes), with jitter.
+    throttle_backoff: ClassVar[Backoff | None] = Backoff(base=2.0, cap=600.0, floor=0.5)
     page_size = 100  # the list endpoint's maximum
 
-    _throttled_in_a_row = 0
-
-    def auth_headers(self) -> dict[str, str]:
+    def auth(self) -> Auth:
         """TikTok's ``Access-Token`` header."""
-        return {"Access-Token": self.secret()}
-
-    def _throttle_wait(self) -> float:
-        # No Retry-After from TikTok: wait past the current second, doubling while the limit
-        # holds (a per-minute limit suspends for up to 5 minutes), with jitter.
-        self._throttled_in_a_row += 1
-        base = min(300.0, 2.0 ** (self._throttled_in_a_row - 1))
-        return base * (1 + random.random())
+        return HeaderAuth("Access-Token", self.secret())
 
     def classify(self, response: Any) -> Outcome:
         """TikTok answers HTTP 200 with a non-zero ``code`` for errors and limits."""
         status = response.status_code
         if status == 429:
             wait = retry_after_seconds(response.headers)
-            return Outcome.retry(
-                "rate limited (HTTP 429)", self._throttle_wait() if wait is None else wait
-            )
+            return Outcome.retry("rate limited (HTTP 429)", wait, throttled=wait is None)
         if not 200 <= status < 300:
             return default_classify(response)
         try:
@@ -110,19 +101,21 @@ class TikTokAdsHook(AudienceHook):
         code = body.get("code", SUCCESS)  # documented as present on errors only
         request_id = body.get("request_id", "?")
         if code in (SUCCESS, PARTIAL):
-            self._throttled_in_a_row = 0
             return Outcome.ok()
         if code in THROTTLE_CODES:
-            return Outcome.retry(f"rate limited (code {code})", self._throttle_wait())
+            return Outcome.retry(f"rate limited (code {code})", throttled=True)
         if code in RETRYABLE_CODES:
             return Outcome.retry(f"code {code}, request {request_id}")
-        hint = ""
-        if code in CREDENTIAL_CODES:
-            hint = "; check the connection's access token"
-        elif code in PERMISSION_CODES:
-            hint = "; check the connection's advertiser_id and the token's access to it"
         message = _redact(str(body.get("message", "")))
-        return Outcome.fail(f"code {code}: {message} (request {request_id}){hint}")
+        reason = f"code {code}: {message} (request {request_id})"
+        if code in CREDENTIAL_CODES:
+            return Outcome.fail(f"{reason}; check the connection's access token", "credentials")
+        if code in PERMISSION_CODES:
+            return Outcome.fail(
+                f"{reason}; check the connection's advertiser_id and the token's access to it",
+                "permission",
+            )
+        return Outcome.fail(reason)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         return self.client.request(method, path, **kwargs).json()
@@ -132,44 +125,39 @@ class TikTokAdsHook(AudienceHook):
         """The connection's advertiser."""
         return str(self.field("advertiser_id"))
 
-    def _find(self, name: str) -> str | None:
-        """Id of this advertiser's own audience called ``name`` (the oldest if several)."""
-        wanted = {audience_name(name), truncated_by_tiktok(name)}
-        matches: list[tuple[str, str]] = []
-        page = 1
-        while True:
-            data = (
-                self._call(
-                    "GET",
-                    "/dmp/custom_audience/list/",
-                    params={
-                        "advertiser_id": self.advertiser_id,
-                        "page": page,
-                        "page_size": self.page_size,
-                    },
-                ).get("data")
-                or {}
-            )
-            for item in data.get("list") or []:
-                # Audiences shared by other advertisers are listed too, but cannot be written.
-                if item.get("is_creator") is False:
-                    continue
-                if str(item.get("name", "")).strip() in wanted:
-                    matches.append((str(item.get("create_time", "")), str(item["audience_id"])))
-            total_pages = int((data.get("page_info") or {}).get("total_page") or 1)
-            if page >= total_pages:
-                break
-            page += 1
-        return min(matches)[1] if matches else None
+    def audience_page(self, name: str, cursor: Any) -> Page[Audience]:
+        """This advertiser's own audiences (TikTok cannot filter by name); the cursor is a
+        page number. Audiences shared by other advertisers are listed too, but cannot be
+        written, so they are left out."""
+        page = cursor or 1
+        data = (
+            self._call(
+                "GET",
+                "/dmp/custom_audience/list/",
+                params={"advertiser_id": self.advertiser_id, "page": page,
+                        "page_size": self.page_size},
+            ).get("data")
+            or {}
+        )  # fmt: skip
+        audiences = [
+            Audience(str(item["audience_id"]), str(item.get("name", "")).strip(),
+                     str(item.get("create_time", "")))
+            for item in data.get("list") or []
+            if item.get("is_creator") is not False
+        ]  # fmt: skip
+        total_pages = int((data.get("page_info") or {}).get("total_page") or 1)
+        return audiences, page + 1 if page < total_pages else None
 
-    def ensure_audience(self, name: str) -> str:
-        """This advertiser's custom audience named ``name``, created once and then reused."""
-        found = self._find(name)
-        if found is not None:
-            return found
+    def audience_matches(self, audience: Audience, name: str) -> bool:
+        """The name as sent, or as TikTok cuts a longer one."""
+        return audience.name in {audience_name(name), truncated_by_tiktok(name)}
+
+    def create_audience(self, name: str) -> str:
+        """Create the custom audience, sent once."""
         body = self._call(
             "POST",
             "/segment/audience/",
+            attempts=1,
             json={
                 "advertiser_id": self.advertiser_id,
                 "custom_audience_name": audience_name(name),
@@ -179,24 +167,24 @@ class TikTokAdsHook(AudienceHook):
         created = (body.get("data") or {}).get("audience_id")
         if not created:
             raise PlatformError(
-                f"{self.hook_name} ({self.conn_id}): creating the audience returned no id"
+                f"{self.label}: creating the audience returned no id"
                 f" (request {body.get('request_id', '?')})"
             )
-        # A create whose answer was lost and retried leaves a twin: settle on the oldest, as
-        # every later run will.
-        return self._find(name) or str(created)
+        return str(created)
 
     def _map(self, action: str, audience_id: str, rows: Sequence[Row]) -> BatchResult:
         attributes = [a for a in ID_SCHEMA if a in rows[0]]
         if not attributes:
-            raise ValueError(f"{self.hook_name}: rows carry none of {', '.join(ID_SCHEMA)}")
+            raise PermanentPlatformError(
+                f"{self.label}: rows carry none of {', '.join(ID_SCHEMA)}", kind="contract"
+            )
         batch_data: list[list[dict[str, Any]]] = []
         malformed = 0
         for row in rows:
             values = [row.get(a) or None for a in attributes]
             # Projection writes lowercase SHA-256 hex; anything else would fail the request.
             if all(v is None for v in values) or any(
-                v is not None and not HEX64.match(str(v)) for v in values
+                v is not None and not SHA256_HEX.fullmatch(str(v)) for v in values
             ):
                 malformed += 1
                 continue

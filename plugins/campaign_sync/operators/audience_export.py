@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from campaign_sync import config
 from campaign_sync.destinations import REGISTRY
@@ -38,25 +38,43 @@ def _with_last(items: Iterator[Any]) -> Iterator[tuple[Any, bool]]:
         previous = current
 
 
-class AudienceExportOperator(ExportOperator):
-    """Deliver a group's projected rows to an audience platform through ``hook_class``.
+class PlatformExportOperator(ExportOperator):
+    """Deliver a group's projected rows to an audience platform: the one export operator of
+    every platform, driven by the platform's hook (``hook_class``, by default the hook its
+    destination type names) and its declared capabilities.
 
     Every acknowledged batch is checkpointed in the run's staging folder; a retry, a cleared task
-    or a killed worker resumes after the last acknowledged batch.
+    or a killed worker resumes after the last acknowledged batch. Permanent failures (refused
+    credentials, a missing audience, a refused request) end the task without retries.
     """
 
-    hook_class: ClassVar[type]
+    def __init__(self, *, hook_class: type | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.hook_class = hook_class
+
+    def _hook(self, dest_type: str) -> Any:
+        hook_class = self.hook_class
+        if hook_class is None:
+            from airflow.sdk.module_loading import import_string
+
+            path = REGISTRY[dest_type].hook
+            assert path is not None, "platform destination types name their hook"
+            hook_class = import_string(path)
+        return hook_class(self.conn_id)
 
     def deliver(self, source: Path, context: Any) -> dict[str, Any]:
         """Sync the audience; return rows now in it and what was sent."""
+        from campaign_sync.hooks.audience import ReplaceStep
         from campaign_sync.platforms.batches import iter_batches
         from campaign_sync.platforms.checkpoint import Checkpoint
         from campaign_sync.platforms.sync import DeliveryLog, plan_sync
 
         dest = self.plan.campaign.destinations[self.destination]
-        options = REGISTRY[dest.type].options_model.model_validate(self.options)
+        dtype = REGISTRY[dest.type]
+        options = dtype.options_model.model_validate(self.options)
         mode = options.sync_mode
-        hook = self.hook_class(self.conn_id)
+        hook = self._hook(dest.type)
+        caps = hook.capabilities
         staging = self.staging()
         layout = self.layout(context)
         deliveries = DeliveryLog(staging, layout.delivery_log(self.group_id, self.destination))
@@ -92,18 +110,17 @@ class AudienceExportOperator(ExportOperator):
                         self.group_id, self.destination
                     )
             # Mirror removes by the attributes that identify a member on the platform.
-            mapped = list(dest.attributes.values())
-            dtype = REGISTRY[dest.type]
-            identity = dtype.row_required(mapped) + dtype.row_any_of(mapped)
+            mapped = set(dest.attributes.values())
+            identity = [a for a in caps.identifiers if a in mapped]
             with _open_baseline(staging, baseline) as previous:
                 plan = plan_sync(
                     mode, source, previous, Path(tmp), config.duckdb_memory_limit(), identity
                 )
-            batches = dict(max_rows=hook.max_batch_rows, max_bytes=hook.max_batch_bytes)
+            batches = dict(max_rows=caps.max_batch_rows, max_bytes=caps.max_batch_bytes)
             if plan.removes is not None:
                 for number, rows in iter_batches(plan.removes, **batches):
                     send(f"remove:{number}", lambda r=rows: hook.remove(audience_id, r))
-            if mode == "replace" and hook.replace_style == "session":
+            if mode == "replace" and caps.replace == "session":
                 if plan.added == 0:
                     # A replace session cannot be empty: the audience keeps its old members.
                     self.log.warning(
@@ -112,13 +129,11 @@ class AudienceExportOperator(ExportOperator):
                     )  # fmt: skip
                 session_id = self._session_id(layout.folder, checkpoint.inputs)
                 for (number, rows), last in _with_last(iter_batches(plan.adds, **batches)):
+                    step = ReplaceStep(session_id, number, last, plan.added)
                     send(
                         f"replace:{number}",
-                        lambda r=rows, n=number, end=last: hook.replace_batch(
-                            audience_id, r, session_id=session_id, seq=n, last=end,
-                            total=plan.added,
-                        ),
-                    )  # fmt: skip
+                        lambda r=rows, st=step: hook.replace_batch(audience_id, r, st),
+                    )
             else:
                 if mode == "replace":
                     send("clear", lambda: self._cleared(hook, audience_id))

@@ -7,13 +7,21 @@ retried or resumed export cuts exactly the same batches and a checkpoint can nam
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable, Iterator
+from datetime import date, datetime
+from datetime import time as clock_time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
 from campaign_sync.writers import delivered_columns
+
+# A hashed identifier as projection writes it: lowercase SHA-256 hex.
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def _default_size(row: dict[str, Any]) -> int:
@@ -48,3 +56,23 @@ def iter_batches(
             size += row_size
     if batch:
         yield number + 1, batch
+
+
+def json_value(value: Any) -> Any:
+    """A JSON value for a platform's API, or None for a value to leave out (NULL, NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            return None
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, datetime | date | clock_time):
+        return value.isoformat()  # platforms read ISO 8601 strings as dates
+    if isinstance(value, dict):
+        pairs = ((str(k), json_value(v)) for k, v in value.items())
+        return {k: v for k, v in pairs if v is not None}
+    if isinstance(value, list | tuple):
+        return [json_value(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
