@@ -19,14 +19,14 @@ from typing import Any
 
 import yaml
 
-from benchmarks.campaigns import PARSE_DESTINATIONS, SUBS, GROUPS, parse_campaign
+from benchmarks.campaigns import GROUPS, PARSE_DESTINATIONS, SUBS, parse_campaign
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = Path(__file__).with_name("parse_child.py")
 
 OURS_DAG_FILE = ROOT / "dags" / "campaign_sync_dags.py"
 
-HAND_WRITTEN = '''"""Hand-written airflow.sdk DAGs of the campaign shape (parse benchmark reference)."""
+HAND_WRITTEN = '''"""Hand-written airflow.sdk DAGs of the campaign shape (parse benchmark)."""
 from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import DAG, TaskGroup
@@ -61,7 +61,7 @@ for i in range(N):
     globals()[dag_id] = dag
 '''
 
-DAG_FACTORY_LOADER = '''"""dag-factory loader (one loader for every YAML file), airflow DAG benchmark."""
+DAG_FACTORY_LOADER = '''"""dag-factory loader (one for every YAML file): airflow DAG benchmark."""
 from dagfactory import load_yaml_dags
 
 load_yaml_dags(globals_dict=globals(), dags_folder={folder!r})
@@ -96,9 +96,7 @@ def dag_factory_yaml(index: int) -> dict[str, Any]:
             "catchup": False,
             "max_active_runs": 1,
             "tags": ["campaign-sync", "bench"],
-            "task_groups": {
-                g: {"tooltip": g, "dependencies": ["build_audience"]} for g in groups
-            },
+            "task_groups": {g: {"tooltip": g, "dependencies": ["build_audience"]} for g in groups},
             "tasks": tasks,
         }
     }
@@ -175,9 +173,7 @@ def run_child(python: str, folder: Path, env: dict[str, str]) -> dict[str, Any]:
     return result
 
 
-def measure(
-    label: str, python: str, folder: Path, env: dict[str, str], repeat: int
-) -> Measured:
+def measure(label: str, python: str, folder: Path, env: dict[str, str], repeat: int) -> Measured:
     m = Measured(label)
     for _ in range(repeat):
         m.runs.append(run_child(python, folder, env))
@@ -199,7 +195,10 @@ def parse_suite(
         }
         if dag_factory_python:
             row["dag_factory"] = measure(
-                "dag_factory", dag_factory_python, folders["dag_factory"] / "dags", base_env(),
+                "dag_factory",
+                dag_factory_python,
+                folders["dag_factory"] / "dags",
+                base_env(),
                 repeat,
             )
         results["sizes"][n] = row
@@ -218,3 +217,21 @@ def worker_parse(work: Path, n: int, repeat: int) -> Measured:
         },
     )
     return measure("worker", sys.executable, folders / "dags", env, repeat)
+
+
+def direct(work: Path, n: int) -> dict[str, Any]:
+    """Our factory alone on ``n`` campaigns: the first parse, then a second one (the DAG
+    processor parses the folder again every ``min_file_process_interval``)."""
+    root = work / f"parse_direct_{n}"
+    if root.exists():
+        shutil.rmtree(root)
+    (root / "dags").mkdir(parents=True)
+    (root / "campaigns").mkdir()
+    shutil.copy(OURS_DAG_FILE, root / "dags" / OURS_DAG_FILE.name)
+    for i in range(n):
+        doc = parse_campaign(i)
+        (root / "campaigns" / f"{doc['name']}.yaml").write_text(yaml.safe_dump(doc))
+    env = base_env(root / "campaigns", {"CAMPAIGN_SYNC_PARSE_CACHE": str(root / "cache")})
+    cold = measure("cold", sys.executable, root / "dags", env, 1)
+    warm = measure("warm", sys.executable, root / "dags", env, 1)
+    return {"n": n, "cold": cold, "m": warm}

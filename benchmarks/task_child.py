@@ -16,9 +16,7 @@ from pathlib import Path
 
 def main() -> None:
     task, campaign_file, db, staging_root, run_id = sys.argv[1:6]
-    os.environ.setdefault(
-        "AIRFLOW_CONN_BENCH_DB", json.dumps({"conn_type": "duckdb", "host": db})
-    )
+    os.environ.setdefault("AIRFLOW_CONN_BENCH_DB", json.dumps({"conn_type": "duckdb", "host": db}))
     from campaign_sync import config
     from campaign_sync.hooks.duckdb import DuckDBHook
     from campaign_sync.layout import RunLayout
