@@ -219,19 +219,21 @@ def worker_parse(work: Path, n: int, repeat: int) -> Measured:
     return measure("worker", sys.executable, folders / "dags", env, repeat)
 
 
-def direct(work: Path, n: int) -> dict[str, Any]:
-    """Our factory alone on ``n`` campaigns: the first parse, then a second one (the DAG
-    processor parses the folder again every ``min_file_process_interval``)."""
+def direct(work: Path, n: int, shards: int) -> dict[str, Any]:
+    """Our factory alone on ``n`` campaigns split over ``shards`` DAG files: the first parse
+    (cold cache), then a second one (the DAG processor parses again every
+    ``min_file_process_interval``)."""
     root = work / f"parse_direct_{n}"
     if root.exists():
         shutil.rmtree(root)
     (root / "dags").mkdir(parents=True)
     (root / "campaigns").mkdir()
-    shutil.copy(OURS_DAG_FILE, root / "dags" / OURS_DAG_FILE.name)
+    for i in range(shards):
+        shutil.copy(OURS_DAG_FILE, root / "dags" / f"campaign_sync_dags_shard_{i}_of_{shards}.py")
     for i in range(n):
         doc = parse_campaign(i)
         (root / "campaigns" / f"{doc['name']}.yaml").write_text(yaml.safe_dump(doc))
     env = base_env(root / "campaigns", {"CAMPAIGN_SYNC_PARSE_CACHE": str(root / "cache")})
     cold = measure("cold", sys.executable, root / "dags", env, 1)
     warm = measure("warm", sys.executable, root / "dags", env, 1)
-    return {"n": n, "cold": cold, "m": warm}
+    return {"n": n, "shards": shards, "cold": cold, "m": warm}

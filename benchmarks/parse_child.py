@@ -27,6 +27,11 @@ def main() -> None:
                 "dags": len(bag.dags),
                 "tasks": sum(len(d.tasks) for d in bag.dags.values()),
                 "import_errors": len(bag.import_errors),
+                # Airflow's import timeout applies to each file: the slowest one.
+                "slowest_file_s": max(
+                    (s.duration.total_seconds() for s in bag.dagbag_stats), default=0.0
+                ),
+                "files": len(bag.dagbag_stats),
                 "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             }
         )

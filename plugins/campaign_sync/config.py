@@ -64,3 +64,14 @@ def check_retention_days(raw: str, source: str) -> int:
         # 0 would delete runs still being written (their files are minutes old).
         raise ValueError(f"{source}={raw!r}: must be at least 1 day")
     return days
+
+
+PARSE_CACHE_ENV = "CAMPAIGN_SYNC_PARSE_CACHE"
+
+
+def parse_cache_dir() -> Path | None:
+    """Folder of the DAG factory's cache of validated campaigns; None when set to ``off``."""
+    value = os.environ.get(PARSE_CACHE_ENV)
+    if value and value.lower() == "off":
+        return None
+    return Path(value) if value else _airflow_home() / "campaign_sync" / "parse_cache"
