@@ -124,7 +124,12 @@ def _roman_letters(s: str) -> str:
     for letter, spelled in ROMAN_SPELLING.items():
         if len(spelled) > 1:
             r = f"replace({r}, {_lit(letter)}, {_lit(spelled)})"
-    return f"regexp_replace({r}, '[^a-z]', '', 'g')"
+    # ASCII text (as many bytes as characters) has no accent or letter to spell out: the same
+    # result without the Unicode steps, which cost most of the time on typical values.
+    return (
+        f"CASE WHEN strlen({s}) = length({s}) THEN regexp_replace(lower({s}), '[^a-z]', '', 'g')"
+        f" ELSE regexp_replace({r}, '[^a-z]', '', 'g') END"
+    )
 
 
 class Trimmed(str):
