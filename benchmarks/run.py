@@ -200,8 +200,9 @@ def pipeline_section(results: list[dict[str, Any]], before: list[dict[str, Any]]
         "process: *simple* is the issue's one-SELECT reference (trim/lowercase e-mail, digits "
         "of phone, 4 SHA-256, no validation); *normalizers* is one SELECT of campaign-sync's "
         "own normalizer SQL for the same 24 attributes (the same normalization and hashing as "
-        "projection, without staging or per-destination files). DuckDB memory limit 1GB for "
-        "tasks and ceilings.",
+        "projection, without staging or per-destination files). DuckDB memory limit: the tasks' "
+        "default `CAMPAIGN_SYNC_DUCKDB_MEMORY_LIMIT` (768MB now, 1GB before), 1GB for the "
+        "ceilings.",
         "",
         "| customers | code | build_audience | project | build + project | throughput |"
         " vs simple ceiling | vs normalizers ceiling | RSS build / project |",
