@@ -104,7 +104,7 @@ lock:
 # Benchmarks (benchmarks/run.py): dag-factory 1.1.0 gets its own venv next to the data, in the
 # git-ignored .bench folder. BENCH_ARGS passes options (e.g. --rows 1000000 --skip export).
 BENCH_DIR := $(CURDIR)/.bench
-BENCH_ARGS ?= --before $(BENCH_BEFORE)
+BENCH_ARGS ?= --before $(BENCH_BEFORE) --parse-direct 5000
 BENCH_BEFORE ?= cd2575f
 
 $(BENCH_DIR)/df/.installed: requirements.txt
