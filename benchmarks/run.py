@@ -334,8 +334,10 @@ def main() -> None:
                     b = pipeline.pipeline_suite(work, rows, repeat, "1GB", ceilings=False)
                     b["rev"] = rev
                     before.append(b)
+            sections_now = sections + pipeline_section(results, before)
+            raw["pipeline"] = results + before
+            write(args, info, load_start, started, sections_now, raw, final=False)
         sections += pipeline_section(results, before)
-        raw["pipeline"] = results + before
 
     if "export" not in skip:
         print("export ...", flush=True)
@@ -343,6 +345,20 @@ def main() -> None:
         sections += export_section(ex, args.export_latency)
         raw["export"] = ex
 
+    write(args, info, load_start, started, sections, raw, final=True)
+
+
+def write(
+    args: argparse.Namespace,
+    info: dict[str, str],
+    load_start: str,
+    started: float,
+    sections: list[str],
+    raw: dict[str, Any],
+    *,
+    final: bool,
+) -> None:
+    """Write BENCHMARKS.md (after every section, so a long run keeps what it measured)."""
     elapsed = time.time() - started
     head = [
         "# BENCHMARKS",
@@ -361,7 +377,7 @@ def main() -> None:
         "",
     ]
     extra = ROOT / "benchmarks" / "NOTES.md"
-    notes = [extra.read_text()] if extra.exists() else []
+    notes = [extra.read_text()] if extra.exists() and final else []
     Path(args.out).write_text("\n".join(head + sections + notes) + "\n")
     Path(args.json).write_text(json.dumps(raw, default=str, indent=1))
     print(f"wrote {args.out} in {elapsed / 60:.1f} min", flush=True)
