@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -64,11 +65,13 @@ def pipeline_suite(
     for i in range(repeat):
         shutil.rmtree(staging, ignore_errors=True)
         run_id = f"bench_{i}"
-        runs["build"].append(run_task("build", campaign, db, staging, run_id))
-        runs["project"].append(run_task("project", campaign, db, staging, run_id))
+        for task in ("build", "project"):
+            runs[task].append(run_task(task, campaign, db, staging, run_id))
+            print(rows, task, json.dumps(runs[task][-1]), flush=True)
         for kind in ("simple", "normalizers") if ceilings else ():
             out = work / f"ceiling_{kind}.parquet"
             runs[f"ceiling_{kind}"].append(run_ceiling(kind, db, out, memory_limit))
+            print(rows, kind, json.dumps(runs[f"ceiling_{kind}"][-1]), flush=True)
             out.unlink(missing_ok=True)
     shutil.rmtree(staging, ignore_errors=True)
     return {"rows": rows, "generated": generated, "runs": runs}
