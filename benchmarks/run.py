@@ -249,6 +249,12 @@ def pipeline_section(results: list[dict[str, Any]], before: list[dict[str, Any]]
     return out
 
 
+def sustained_rows_per_s(r: dict[str, Any]) -> float:
+    """Rows per second the platform's limits allow over time: full batches at the tightest
+    window's rate."""
+    return r["batch_rows"] * min(n / w for n, w in r["limits"])
+
+
 def export_section(results: list[dict[str, Any]], latency: float) -> list[str]:
     out = [
         "## API export to the contract servers",
@@ -256,21 +262,24 @@ def export_section(results: list[dict[str, Any]], latency: float) -> list[str]:
         f"Each platform's contract fake (`tests/fakes/`) answers its data calls after "
         f"{latency * 1000:.0f} ms and refuses, with its own limit signal, any call past the "
         "platform's published limits (`benchmarks/export_child.py`); the export is the "
-        "kit's `PlatformExportOperator.deliver` (add mode, a fresh audience). Ceiling: the "
-        "least time the limits allow for that many calls at the platform's largest batch, "
-        "with any number in flight (`benchmarks/export.py:ceiling_seconds`).",
+        "kit's `PlatformExportOperator.deliver` (add mode, a fresh audience), timed whole "
+        "(connection, audience creation, sync plan, batches, checkpoints). Two ceilings: "
+        "*sustained*, full batches at the tightest window's rate; *this run*, the least time "
+        "the limits allow for this many calls with any number in flight, bursts included "
+        "(`benchmarks/export.py:ceiling_seconds`).",
         "",
         "| platform | rows | batches (rows each) | published limits | time | rows/s | "
-        "ceiling rows/s | % of ceiling | 429s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "sustained ceiling | % | this-run ceiling | % | 429s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         limits = ", ".join(f"{n}/{w:g}s" for n, w in r["limits"])
+        sustained = sustained_rows_per_s(r)
         out.append(
             f"| {r['platform']} | {r['delivered']:,} | {r['batches']} ({r['batch_rows']:,}) | "
-            f"{limits} | {r['seconds']:.2f} s | {r['rows_per_s']:,.0f} | "
-            f"{r['ceiling_rows_per_s']:,.0f} | {r['rows_per_s'] / r['ceiling_rows_per_s']:.0%} "
-            f"| {r['http_429']} |"
+            f"{limits} | {r['seconds']:.2f} s | {r['rows_per_s']:,.0f} | {sustained:,.0f} | "
+            f"{r['rows_per_s'] / sustained:.0%} | {r['ceiling_rows_per_s']:,.0f} | "
+            f"{r['rows_per_s'] / r['ceiling_rows_per_s']:.0%} | {r['http_429']} |"
         )
     out.append("")
     return out
