@@ -176,13 +176,12 @@ def _destination_spec(plan: CampaignPlan, dest_name: str, columns: _Columns) -> 
 def _write_destination(con: Any, spec: _DestinationSpec, target: Path) -> tuple[int, dict, dict]:
     """Write the rows ``spec`` accepts to ``target``; return (rows, rejected by reason, cleared).
 
-    ``norm`` is in customer-id order and the connection preserves insertion order, so the file
-    is in customer-id order without a sort of its own: a re-projection yields the same batches.
+    Sorted by customer id, so a re-projection yields the same batches (resume depends on it).
     """
     values = ", ".join(f"{a.value} AS {duck.ident(a.name)}" for a in spec.attrs)
     con.execute(
-        f"COPY (SELECT __customer_id, {values} FROM norm WHERE NOT ({spec.rejected}))"
-        f" TO {duck.literal(str(target))} (FORMAT parquet)"
+        f"COPY (SELECT __customer_id, {values} FROM norm WHERE NOT ({spec.rejected})"
+        f" ORDER BY __customer_id) TO {duck.literal(str(target))} (FORMAT parquet)"
     )
     # One scan counts everything: the accepted rows (reason NULL), with their cleared values,
     # and the rejected rows by reason.
@@ -245,14 +244,10 @@ def project_group(
                 f" FROM members) TO {recipients} (FORMAT parquet)"
             )
         else:
-            # One pass normalizes and hashes what all the group's destinations need, over the
-            # members in customer-id order: the one sort, on the narrow raw rows.
+            # One pass normalizes and hashes what all the group's destinations need. It runs
+            # unordered (in parallel); sorting its input first made it keep one thread.
             normalized = duck.literal(str(Path(tmp) / "normalized.parquet"))
-            con.execute("SET preserve_insertion_order = true")
-            con.execute(
-                f"COPY ({columns.query('(SELECT * FROM members ORDER BY __customer_id)')})"
-                f" TO {normalized} (FORMAT parquet)"
-            )
+            con.execute(f"COPY ({columns.query('members')}) TO {normalized} (FORMAT parquet)")
             con.execute(f"CREATE VIEW norm AS SELECT * FROM read_parquet({normalized})")
             rejected_parts, history_parts = [], []
             for spec in specs:
