@@ -29,7 +29,7 @@ help:
 	@echo "make lint    ruff check and format check"
 	@echo "make schema  regenerate include/campaign.schema.json"
 	@echo "make lock    re-pin requirements*.txt from requirements*.in"
-	@echo "make bench   measure parse, build/project, API export; writes BENCHMARKS.md (~25 min)"
+	@echo "make bench   measure parse, build/project, API export; writes BENCHMARKS.md"
 
 install: $(VENV)/.installed
 
