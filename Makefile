@@ -20,7 +20,7 @@ export CAMPAIGN_SYNC_STAGING_ROOT ?= $(AIRFLOW_HOME)/campaign_sync/staging
 export CAMPAIGN_SYNC_OUTPUT_ROOT ?= $(AIRFLOW_HOME)/campaign_sync/outputs
 DEMO_DB := $(AIRFLOW_HOME)/data/merged_customers.duckdb
 
-.PHONY: help install test-servers demo ui cluster test lint format schema lock clean
+.PHONY: help install test-servers demo ui cluster test lint format schema lock clean bench
 
 help:
 	@echo "make demo    install, then run the sample campaign end to end (no cloud account)"
@@ -32,6 +32,7 @@ help:
 	@echo "make lint    ruff check and format check"
 	@echo "make schema  regenerate include/campaign.schema.json"
 	@echo "make lock    re-pin requirements*.txt from requirements*.in"
+	@echo "make bench   measure parse, build/project, API export; writes BENCHMARKS.md"
 
 install: $(VENV)/.installed
 
@@ -125,6 +126,21 @@ schema: install
 lock:
 	$(UV) pip compile --quiet -p $(PYTHON) requirements.in -o requirements.txt
 	$(UV) pip compile --quiet -p $(PYTHON) requirements-dev.in -o requirements-dev.txt
+
+# Benchmarks (benchmarks/run.py): dag-factory 1.1.0 gets its own venv next to the data, in the
+# git-ignored .bench folder. BENCH_ARGS passes options (e.g. --rows 1000000 --skip export).
+BENCH_DIR := $(CURDIR)/.bench
+BENCH_ARGS ?= --before $(BENCH_BEFORE) --parse-direct 5000
+BENCH_BEFORE ?= cd2575f
+
+$(BENCH_DIR)/df/.installed: requirements.txt
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(BENCH_DIR)/df
+	$(UV) pip install --quiet --python $(BENCH_DIR)/df/bin/python -r requirements.txt \
+		dag-factory==1.1.0
+	@touch $@
+
+bench: install $(BENCH_DIR)/df/.installed
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_HOME) .pytest_cache .ruff_cache node_modules

@@ -256,7 +256,9 @@ def test_celery_worker_parse_builds_what_a_full_parse_builds(
     assert wanted in full
     full_parses = []
     real = factory.load_folder
-    monkeypatch.setattr(factory, "load_folder", lambda f: full_parses.append(f) or real(f))
+    monkeypatch.setattr(
+        factory, "load_folder", lambda f, cache=None: full_parses.append(f) or real(f, cache)
+    )
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", wanted)
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", "build_audience")
     one = factory.build_dags()

@@ -38,7 +38,8 @@ def output_root() -> Path:
 
 def duckdb_memory_limit() -> str:
     """Cap on DuckDB's working memory in tasks; DuckDB spills to disk beyond it."""
-    return os.environ.get(DUCKDB_MEMORY_ENV, "1GB")
+    # With Python, Airflow and DuckDB's own allocations, a task process stays under 1 GiB.
+    return os.environ.get(DUCKDB_MEMORY_ENV, "768MB")
 
 
 def batch_rows() -> int:
@@ -64,3 +65,14 @@ def check_retention_days(raw: str, source: str) -> int:
         # 0 would delete runs still being written (their files are minutes old).
         raise ValueError(f"{source}={raw!r}: must be at least 1 day")
     return days
+
+
+PARSE_CACHE_ENV = "CAMPAIGN_SYNC_PARSE_CACHE"
+
+
+def parse_cache_dir() -> Path | None:
+    """Folder of the DAG factory's cache of validated campaigns; None when set to ``off``."""
+    value = os.environ.get(PARSE_CACHE_ENV)
+    if value and value.lower() == "off":
+        return None
+    return Path(value) if value else _airflow_home() / "campaign_sync" / "parse_cache"

@@ -7,7 +7,9 @@ only its file is validated when the others' names show they cannot claim its id.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,13 @@ from campaign_sync.pools import pool_of
 from campaign_sync.spec.checks import Problem
 from campaign_sync.spec.echo import clip
 from campaign_sync.spec.ids import dag_id_for, slug
-from campaign_sync.spec.loader import CampaignError, LoadedCampaign, load_folder, load_for_dag
+from campaign_sync.spec.loader import (
+    CampaignError,
+    LoadedCampaign,
+    ParseCache,
+    load_folder,
+    load_for_dag,
+)
 from campaign_sync.spec.model import Campaign, Schedule
 
 log = logging.getLogger(__name__)
@@ -236,19 +244,59 @@ def _log_invalid(error: CampaignError, wanted: str | None) -> None:
         log.warning("Invalid campaign file (shown as a failing DAG):\n%s", error.describe())
 
 
-def build_dags(folder: Path | None = None) -> dict[str, DAG]:
+def default_cache() -> ParseCache | None:
+    """The deployment's cache of validated campaigns (``CAMPAIGN_SYNC_PARSE_CACHE``)."""
+    folder = config.parse_cache_dir()
+    return ParseCache(folder) if folder is not None else None
+
+
+_SHARD_FILE = re.compile(r"_shard_(\d+)_of_(\d+)\.py$")
+
+
+def shard_from_file(dag_file: str) -> tuple[int, int] | None:
+    """(index, count) from a DAG file named ``..._shard_<index>_of_<count>.py``, else None.
+
+    Airflow's ``dagbag_import_timeout`` applies per DAG file, and the DAG processor parses
+    files in parallel: copies of the DAG file named this way split a large campaigns folder.
+    """
+    match = _SHARD_FILE.search(dag_file)
+    if match is None:
+        return None
+    index, count = int(match.group(1)), int(match.group(2))
+    if not 0 <= index < count:
+        raise ValueError(f"{dag_file}: shard index must be 0..{count - 1}")
+    return index, count
+
+
+def in_shard(dag_id: str, shard: tuple[int, int] | None) -> bool:
+    """Whether ``dag_id`` is built by the DAG file of ``shard`` (a stable hash of the id)."""
+    if shard is None:
+        return True
+    index, count = shard
+    return int(hashlib.sha256(dag_id.encode()).hexdigest()[:8], 16) % count == index
+
+
+def build_dags(
+    folder: Path | None = None,
+    *,
+    cache: ParseCache | None = None,
+    shard: tuple[int, int] | None = None,
+) -> dict[str, DAG]:
     """Every campaign DAG (and invalid-campaign DAG) for the campaigns folder, by dag_id.
 
     Never raises for a campaign's sake: a campaign that cannot be loaded or built becomes its
-    own failing DAG, and the other campaigns load as usual.
+    own failing DAG, and the other campaigns load as usual. ``cache`` keeps validated
+    campaigns between parses (the DAG file passes ``default_cache()``). With ``shard``, only
+    the DAGs whose id falls in that shard are built; ids are still given out over the whole
+    folder, so every shard agrees with a full parse.
     """
     folder = folder or config.campaigns_dir()
     wanted = get_parsing_context().dag_id
     # A worker parsing for one task validates only that campaign's file when it safely can.
-    result = (wanted and load_for_dag(folder, wanted)) or load_folder(folder)
+    result = (wanted and load_for_dag(folder, wanted)) or load_folder(folder, cache)
     dags: dict[str, DAG] = {}
     for loaded in result.campaigns:
-        if wanted is not None and loaded.dag_id != wanted:
+        if (wanted is not None and loaded.dag_id != wanted) or not in_shard(loaded.dag_id, shard):
             continue
         built = try_build_dag(loaded)
         if isinstance(built, CampaignError):
@@ -261,7 +309,8 @@ def build_dags(folder: Path | None = None) -> dict[str, DAG]:
     for error in result.errors:
         dag_id = _error_dag_id(error, taken)
         taken.add(dag_id)
-        _log_invalid(error, wanted)
-        if wanted is None or dag_id == wanted:
+        if in_shard(dag_id, shard):
+            _log_invalid(error, wanted)
+        if (wanted is None or dag_id == wanted) and in_shard(dag_id, shard):
             dags[dag_id] = _safe_error_dag(error, dag_id)
     return dags

@@ -124,11 +124,26 @@ def _roman_letters(s: str) -> str:
     for letter, spelled in ROMAN_SPELLING.items():
         if len(spelled) > 1:
             r = f"replace({r}, {_lit(letter)}, {_lit(spelled)})"
-    return f"regexp_replace({r}, '[^a-z]', '', 'g')"
+    # ASCII text (as many bytes as characters) has no accent or letter to spell out: the same
+    # result without the Unicode steps, which cost most of the time on typical values.
+    return (
+        f"CASE WHEN strlen({s}) = length({s}) THEN regexp_replace(lower({s}), '[^a-z]', '', 'g')"
+        f" ELSE regexp_replace({r}, '[^a-z]', '', 'g') END"
+    )
+
+
+class Trimmed(str):
+    """A column expression that already holds ``text()`` of a raw value.
+
+    Normalizers given one use it as it is instead of trimming again, so a query can trim each
+    source column once and share it between every normalizer of that column.
+    """
 
 
 def text(x: str) -> str:
     """Text trimmed of white space (any Unicode space, tab, line break); NULL when empty."""
+    if isinstance(x, Trimmed):
+        return x
     # A regular expression: DuckDB's trim() with a set of characters costs several times more.
     return f"NULLIF(regexp_replace(CAST({x} AS VARCHAR), {_lit(_TRIM_PATTERN)}, '', 'g'), '')"
 
@@ -195,7 +210,12 @@ def phone_e164(x: str, country_code: str) -> str:
     ``country_code`` (NANP: 10 digits, or 11 starting with 1; elsewhere the trunk 0 is
     dropped). 8 to 15 digits; a NANP area code and exchange start with 2-9.
     """
-    return f"('+' || {_phone_digits(x, country_code)})"
+    return e164_from_digits(_phone_digits(x, country_code))
+
+
+def e164_from_digits(digits: str) -> str:
+    """``phone_e164`` from the ``phone_digits`` value of the same number."""
+    return f"('+' || {digits})"
 
 
 def phone_digits(x: str, country_code: str) -> str:
@@ -314,10 +334,17 @@ def sha256(raw: str, normalized: str, *, kind: str | None = None) -> str:
     """
     r = text(raw)
     digest = "NULL" if kind in DERIVED_KINDS else f"lower({r})"
-    return (
-        f"CASE WHEN regexp_full_match({r}, {_lit(SHA256_PATTERN)}) THEN {digest}"
-        f" ELSE sha256({normalized}) END"
-    )
+    return f"CASE WHEN {is_digest(r)} THEN {digest} ELSE sha256({normalized}) END"
+
+
+def is_digest(x: str) -> str:
+    """Whether the trimmed value is a SHA-256 hex digest already.
+
+    The byte length is tested first: it is cheap and rules out nearly every value, and DuckDB
+    evaluates the pattern only on the rows left (a digest is 64 ASCII characters, 64 bytes).
+    """
+    r = text(x)
+    return f"(strlen({r}) = 64 AND regexp_full_match({r}, {_lit(SHA256_PATTERN)}))"
 
 
 _SIMPLE: dict[str, Callable[[str], str]] = {

@@ -60,34 +60,78 @@ class _Attr:
 
 
 class _Columns:
-    """Allocates one normalized (and hashed) column per distinct (source, kind)."""
+    """Allocates one normalized (and hashed) column per distinct (source, kind).
+
+    The normalization query has three levels, so each expression is computed once per row:
+    every source column is trimmed once (``trimmed``), the normalizers read the trimmed column
+    (``normalized``), and hashes and forms derived from a normalized value read its column
+    (``derived``).
+    """
 
     def __init__(self, country_code: str, customer_id_column: str) -> None:
         self.country_code = country_code
         self.customer_id_column = customer_id_column
-        self.select: dict[str, str] = {}
+        self.trimmed: dict[str, str] = {}
+        self.normalized: dict[str, str] = {}
+        self.derived: dict[str, str] = {}
         self._names: dict[tuple[str, str, bool], str] = {}
 
-    def _add(self, key: tuple[str, str, bool], sql: str) -> str:
+    @property
+    def output(self) -> list[str]:
+        """Every column the destinations read, besides ``__customer_id``."""
+        return [*self.normalized, *self.derived]
+
+    def _add(self, level: dict[str, str], key: tuple[str, str, bool], sql: str) -> str:
         if key not in self._names:
             self._names[key] = f"__c{len(self._names)}"
-            self.select[self._names[key]] = sql
+            level[self._names[key]] = sql
         return self._names[key]
+
+    def _trim(self, source: str, raw: str) -> normalize.Trimmed:
+        return normalize.Trimmed(
+            self._add(self.trimmed, (source, "trimmed", False), normalize.text(raw))
+        )
+
+    def _normalized(self, source: str, kind: str, trimmed: normalize.Trimmed) -> str:
+        sql = normalize.normalize(kind, trimmed, country_code=self.country_code)
+        return self._add(self.normalized, (source, kind, False), sql)
 
     def attr(self, source: str, name: str, rule: AttributeRule) -> _Attr:
         # The staged audience carries the customer id once, as __customer_id.
         raw = "__customer_id" if source == self.customer_id_column else duck.ident(source)
         if rule.kind == "passthrough":
-            return _Attr(source, name, rule, self._add((source, "raw", False), raw), None)
-        norm_sql = normalize.normalize(rule.kind, raw, country_code=self.country_code)
-        norm = self._add((source, rule.kind, False), norm_sql)
+            return _Attr(
+                source, name, rule, self._add(self.normalized, (source, "raw", False), raw), None
+            )
+        trimmed = self._trim(source, raw)
+        if rule.kind == "phone_e164":
+            # The same number as phone_digits with a '+': normalize the number once.
+            digits = self._normalized(source, "phone_digits", trimmed)
+            hash_input = normalize.e164_from_digits(digits)
+            norm = self._add(self.derived, (source, rule.kind, False), hash_input)
+        else:
+            norm = hash_input = self._normalized(source, rule.kind, trimmed)
         value = (
-            self._add((source, rule.kind, True), normalize.sha256(raw, norm, kind=rule.kind))
+            self._add(
+                self.derived,
+                (source, rule.kind, True),
+                normalize.sha256(trimmed, hash_input, kind=rule.kind),
+            )
             if rule.hashed
             else norm
         )
-        present = self._add((source, "present", False), normalize.present(raw))
+        present = self._add(self.normalized, (source, "present", False), normalize.present(trimmed))
         return _Attr(source, name, rule, value, present)
+
+    def query(self, relation: str) -> str:
+        """SELECT of ``__customer_id`` and every output column from ``relation``'s raw rows."""
+
+        def level(columns: dict[str, str], inner: str) -> str:
+            extra = "".join(f", {sql} AS {name}" for name, sql in columns.items())
+            return f"(SELECT *{extra} FROM {inner})"
+
+        levels = level(self.derived, level(self.normalized, level(self.trimmed, relation)))
+        return f"SELECT __customer_id, {', '.join(self.output)} FROM {levels}"
 
 
 @dataclass(frozen=True)
@@ -130,28 +174,31 @@ def _destination_spec(plan: CampaignPlan, dest_name: str, columns: _Columns) -> 
 
 
 def _write_destination(con: Any, spec: _DestinationSpec, target: Path) -> tuple[int, dict, dict]:
-    """Write the rows ``spec`` accepts to ``target``; return (rows, rejected by reason, cleared)."""
+    """Write the rows ``spec`` accepts to ``target``; return (rows, rejected by reason, cleared).
+
+    Sorted by customer id, so a re-projection yields the same batches (resume depends on it).
+    """
     values = ", ".join(f"{a.value} AS {duck.ident(a.name)}" for a in spec.attrs)
-    # Sorted, so a re-projection yields the same batches for resumable exports.
     con.execute(
         f"COPY (SELECT __customer_id, {values} FROM norm WHERE NOT ({spec.rejected})"
         f" ORDER BY __customer_id) TO {duck.literal(str(target))} (FORMAT parquet)"
     )
-    rows = con.execute(f"SELECT count(*) FROM read_parquet({duck.literal(str(target))})").fetchone()
-    reasons = con.execute(
-        f"SELECT {spec.reason} AS r, count(*) FROM norm WHERE {spec.rejected} GROUP BY r ORDER BY r"
+    # One scan counts everything: the accepted rows (reason NULL), with their cleared values,
+    # and the rejected rows by reason.
+    optional = spec.optional_checked
+    cleared_sql = "".join(f", count_if({a.present} AND {a.value} IS NULL)" for a in optional)
+    counts = con.execute(
+        f"SELECT CASE WHEN {spec.rejected} THEN {spec.reason} END AS r, count(*){cleared_sql}"
+        " FROM norm GROUP BY r ORDER BY r NULLS FIRST"
     ).fetchall()
-    cleared: dict[str, int] = {}
-    if spec.optional_checked:
-        counts = con.execute(
-            "SELECT "
-            + ", ".join(
-                f"count_if({a.present} AND {a.value} IS NULL)" for a in spec.optional_checked
-            )
-            + f" FROM norm WHERE NOT ({spec.rejected})"
-        ).fetchone()
-        cleared = {a.name: int(n) for a, n in zip(spec.optional_checked, counts, strict=True) if n}
-    return int(rows[0]), {str(r): int(n) for r, n in reasons}, cleared
+    rows, cleared, reasons = 0, {}, {}
+    for reason, n, *cleared_counts in counts:
+        if reason is None:
+            rows = int(n)
+            cleared = {a.name: int(c) for a, c in zip(optional, cleared_counts, strict=True) if c}
+        else:
+            reasons[str(reason)] = int(n)
+    return rows, reasons, cleared
 
 
 def project_group(
@@ -197,13 +244,10 @@ def project_group(
                 f" FROM members) TO {recipients} (FORMAT parquet)"
             )
         else:
-            # One pass normalizes and hashes what all the group's destinations need.
+            # One pass normalizes and hashes what all the group's destinations need. It runs
+            # unordered (in parallel); sorting its input first made it keep one thread.
             normalized = duck.literal(str(Path(tmp) / "normalized.parquet"))
-            select = ", ".join(f"{sql} AS {name}" for name, sql in columns.select.items())
-            con.execute(
-                f"COPY (SELECT __customer_id, {select} FROM members) TO {normalized}"
-                " (FORMAT parquet)"
-            )
+            con.execute(f"COPY ({columns.query('members')}) TO {normalized} (FORMAT parquet)")
             con.execute(f"CREATE VIEW norm AS SELECT * FROM read_parquet({normalized})")
             rejected_parts, history_parts = [], []
             for spec in specs:

@@ -3,8 +3,13 @@ and field. One bad file never hides the others."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import pickle
 import re
+import tempfile
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -68,12 +73,21 @@ def campaign_files(folder: Path) -> list[Path]:
     )
 
 
-def load_file(path: Path) -> Campaign:
-    """Load and fully validate one campaign file, raising ``CampaignError`` and nothing else."""
+def read_file(path: Path) -> bytes:
+    """A campaign file's bytes, or ``CampaignError`` when it cannot be read."""
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise CampaignError(path, None, [Problem("", f"cannot read file: {exc.strerror}")]) from exc
+
+
+def load_file(path: Path) -> Campaign:
+    """Load and fully validate one campaign file, raising ``CampaignError`` and nothing else."""
+    return load_bytes(path, read_file(path))
+
+
+def load_bytes(path: Path, raw: bytes) -> Campaign:
+    """Fully validate the bytes of campaign file ``path``, raising ``CampaignError`` only."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -135,6 +149,73 @@ def _guess_name(text: str) -> str | None:
     return None
 
 
+@cache
+def code_version() -> str:
+    """Digest of the campaign_sync sources and pydantic's version: validation's inputs besides
+    the file, so a cached result never outlives the code that produced it."""
+    import pydantic
+
+    digest = hashlib.sha256(pydantic.VERSION.encode())
+    package = Path(__file__).resolve().parent.parent
+    for source in sorted(package.rglob("*.py")):
+        digest.update(str(source.relative_to(package)).encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
+class ParseCache:
+    """Validated campaigns on disk, keyed by the file's path and bytes and the code version.
+
+    The DAG processor parses the folder again in a fresh process every few seconds; with the
+    cache, an unchanged file costs a read and an unpickle instead of YAML parsing and
+    validation. Only valid campaigns are kept (an invalid file is validated again, so its
+    errors are always current). Any cache failure falls back to validating the file: the cache
+    can make a parse faster, never different. The folder must be writable only by the Airflow
+    user (it holds pickles).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def key(self, path: Path, raw: bytes) -> str:
+        """The entry name for ``path`` holding ``raw``."""
+        digest = hashlib.sha256(code_version().encode())
+        digest.update(str(path).encode() + b"\0" + raw)
+        return digest.hexdigest()
+
+    def get(self, key: str) -> Campaign | None:
+        """The cached campaign, or None."""
+        try:
+            with open(self.folder / f"{key}.pickle", "rb") as f:
+                value = pickle.load(f)  # our own folder: see the class docstring
+        except Exception:  # missing, partial or from an incompatible version: validate again
+            return None
+        return value if isinstance(value, Campaign) else None
+
+    def put(self, key: str, campaign: Campaign) -> None:
+        """Keep ``campaign`` under ``key`` (atomically; failures are ignored)."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp_")
+            with os.fdopen(fd, "wb") as f:
+                pickle.dump(campaign, f, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, self.folder / f"{key}.pickle")
+        except Exception:  # a read-only or full disk only costs speed
+            return
+
+
+def _load_cached(path: Path, cache: ParseCache | None) -> Campaign:
+    raw = read_file(path)
+    if cache is None:
+        return load_bytes(path, raw)
+    key = cache.key(path, raw)
+    campaign = cache.get(key)
+    if campaign is None:
+        campaign = load_bytes(path, raw)
+        cache.put(key, campaign)
+    return campaign
+
+
 # A name line the line scan reads exactly as YAML would: a plain scalar, nothing YAML-special.
 _PLAIN_NAME = re.compile(r"name: *([A-Za-z0-9][A-Za-z0-9 _.\-]{0,99}?) *")
 
@@ -175,8 +256,8 @@ def load_for_dag(folder: Path, dag_id: str) -> LoadResult | None:
     return LoadResult(campaigns=[LoadedCampaign(match, campaign)])
 
 
-def load_folder(folder: Path) -> LoadResult:
-    """Load every campaign file in ``folder``.
+def load_folder(folder: Path, cache: ParseCache | None = None) -> LoadResult:
+    """Load every campaign file in ``folder``, through ``cache`` when given.
 
     Files whose campaigns share a DAG id are all refused, each naming the others: which file
     would win must never depend on the order of file names.
@@ -185,7 +266,7 @@ def load_folder(folder: Path) -> LoadResult:
     by_dag_id: dict[str, list[LoadedCampaign]] = {}
     for path in campaign_files(folder):
         try:
-            campaign = load_file(path)
+            campaign = _load_cached(path, cache)
         except CampaignError as exc:
             result.errors.append(exc)
             continue
