@@ -15,6 +15,7 @@ from airflow.sdk import DAG, BaseOperator, CronTriggerTimetable, TaskGroup, get_
 from airflow.sdk.exceptions import AirflowFailException
 
 from campaign_sync import config
+from campaign_sync.alerts import notification_callbacks
 from campaign_sync.destinations import REGISTRY
 from campaign_sync.docs import plan_markdown
 from campaign_sync.layout import RunLayout
@@ -22,7 +23,8 @@ from campaign_sync.operators.audience import BuildAudienceOperator
 from campaign_sync.operators.export import ExportOperator, LocalExportOperator
 from campaign_sync.operators.manifest import WriteManifestOperator
 from campaign_sync.operators.projection import ProjectAttributesOperator
-from campaign_sync.plan import build_plan
+from campaign_sync.operators.thresholds import CheckThresholdsOperator
+from campaign_sync.plan import CampaignPlan, build_plan
 from campaign_sync.spec.checks import Problem
 from campaign_sync.spec.echo import clip
 from campaign_sync.spec.ids import dag_id_for, slug
@@ -101,10 +103,13 @@ def build_dag(loaded: LoadedCampaign) -> DAG:
             # A campaign's runs must not overlap: each one reads the recipients of the last.
             max_active_runs=1,
             **schedule_args(campaign.schedule),
+            **notification_callbacks(campaign.alerts),
         ) as dag
     ):
         audience = BuildAudienceOperator(task_id=RunLayout.BUILD_AUDIENCE, plan=plan)
         manifest = WriteManifestOperator(task_id=RunLayout.WRITE_MANIFEST, plan=plan)
+        projects: list[BaseOperator] = []
+        exports: list[BaseOperator] = []
         for group in plan.groups:
             kind = "control: recorded, not sent" if group.is_control else "treatment"
             with TaskGroup(
@@ -114,10 +119,11 @@ def build_dag(loaded: LoadedCampaign) -> DAG:
                 project = ProjectAttributesOperator(
                     task_id=RunLayout.PROJECT, plan=plan, group_id=group.group_id
                 )
+                projects.append(project)
                 for name in group.destinations:
                     dest = campaign.destinations[name]
                     exporter = _exporter(campaign, name)
-                    project >> exporter(
+                    export = exporter(
                         task_id=RunLayout.export_task(name),
                         plan=plan,
                         group_id=group.group_id,
@@ -126,8 +132,23 @@ def build_dag(loaded: LoadedCampaign) -> DAG:
                         options=dest.options,
                         dry_run=dest.dry_run,
                     )
+                    exports.append(export)
+                    project >> export
             audience >> task_group >> manifest
+        _add_threshold_gate(plan, projects, exports)
     return dag
+
+
+def _add_threshold_gate(
+    plan: CampaignPlan, projects: list[BaseOperator], exports: list[BaseOperator]
+) -> None:
+    """With thresholds configured, one check between every projection and every export, so a
+    threshold set to "fail" stops the run before anything is sent."""
+    if not plan.campaign.alerts.thresholds.configured:
+        return
+    gate = CheckThresholdsOperator(task_id=RunLayout.CHECK_THRESHOLDS, plan=plan)
+    projects >> gate
+    gate >> exports
 
 
 def build_error_dag(error: CampaignError, dag_id: str) -> DAG:
