@@ -12,6 +12,7 @@ from campaign_sync.destinations.templating import render
 from campaign_sync.failures import ContractViolation, checked_options
 from campaign_sync.layout import RunLayout
 from campaign_sync.operators.base import CampaignTaskOperator
+from campaign_sync.operators.links import OutputLink
 
 DRY_RUN_FOLDER = "dry_run"
 
@@ -21,6 +22,8 @@ class ExportOperator(CampaignTaskOperator):
 
     Subclasses implement ``deliver``. The return value (XCom) holds counts and locations only.
     """
+
+    operator_extra_links = (OutputLink(),)
 
     def __init__(
         self,
