@@ -193,7 +193,8 @@ def test_run_counts_readable_in_ui(two_runs):
     group = manifest["sub_audiences"]["at risk"]["treatment_groups"]["treatment"]
     klaviyo = group["destinations"]["klaviyo"]
     assert f"| at_risk__treatment | {group['members']} | klaviyo (dry run) | " in counts
-    assert f"| {klaviyo['rows_sent']} | email missing: " in counts
+    reasons = ", ".join(f"{r}: {n}" for r, n in klaviyo["rejected_by_reason"].items() if n)
+    assert f"| {klaviyo['rows_sent']} | {reasons} |" in counts and "email invalid: " in reasons
     assert "| active__control |" in counts and "(control)" in counts
     assert "Manifest: `" in counts and "history/manifest.json" in counts
 
