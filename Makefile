@@ -43,8 +43,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 
 # The test suite's storage servers: Azurite from npm (package.json) and OpenSSH's sshd from
 # Debian's openssh-server (as root; CI runs as root). moto and gcp-storage-emulator come with
-# requirements-dev.txt. The tests start and stop the servers themselves.
-test-servers: node_modules/.installed /usr/sbin/sshd
+# requirements-dev.txt. The tests start and stop the servers themselves. The browser check
+# drives Debian's chromium with Playwright (never Playwright's own browser download).
+test-servers: node_modules/.installed /usr/sbin/sshd /usr/bin/chromium
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
@@ -56,6 +57,13 @@ node_modules/.installed: package.json package-lock.json
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		openssh-server > /dev/null
+
+/usr/bin/chromium:
+	@if [ "$$(id -u)" != 0 ]; then \
+		echo "the browser check needs Debian's chromium: install it as root"; exit 1; fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		chromium > /dev/null
 
 demo: install
 	@mkdir -p $(AIRFLOW_HOME)/data

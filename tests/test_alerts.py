@@ -4,11 +4,8 @@
 from __future__ import annotations
 
 import json
-import threading
 from datetime import UTC, datetime
 from decimal import Decimal
-from email import message_from_bytes
-from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +19,7 @@ from campaign_sync.alerts import (
 from campaign_sync.layout import RunLayout
 from campaign_sync.spec.model import Alerts, AudienceChange, RejectedShare
 from helpers import REPO, write_campaign
-from storage_helpers import free_port
+from smtp_inbox import Inbox
 
 
 def _group(members: int, **rejected: int) -> dict[str, Any]:
@@ -103,40 +100,12 @@ def test_alert_callbacks_are_smtp_notifiers():
 # --- through Airflow: a gate before every export, and emails from real runs ---------------------
 
 
-class _Inbox:
-    """A real SMTP server (aiosmtpd) on a free loopback port; keeps every message received."""
-
-    def __init__(self) -> None:
-        from aiosmtpd.controller import Controller
-
-        self.messages: list[Message] = []
-        self.received = threading.Event()
-        self.port = free_port()
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(message_from_bytes(envelope.content))
-        self.received.set()
-        return "250 OK"
-
-
 @pytest.fixture
 def inbox(monkeypatch):
-    box = _Inbox()
-    box.controller.start()
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_ALERT_SMTP",
-        json.dumps(
-            {
-                "conn_type": "smtp",
-                "host": "127.0.0.1",
-                "port": box.port,
-                "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10},
-            }
-        ),
-    )
+    box = Inbox().start()
+    monkeypatch.setenv("AIRFLOW_CONN_ALERT_SMTP", json.dumps(box.connection()))
     yield box
-    box.controller.stop()
+    box.stop()
 
 
 def _alert_campaign(name: str, **alerts: Any) -> dict[str, Any]:
