@@ -311,9 +311,9 @@ class RealAirflow:
 
     def manifest(self, dag_id: str, run_id: str) -> dict[str, Any]:
         """A run's manifest, from the staging folder."""
-        from campaign_sync.staging import run_prefix
+        from campaign_sync.layout import RunLayout
 
-        path = self.staging / run_prefix(dag_id, run_id) / "history" / "manifest.json"
+        path = self.staging / RunLayout(dag_id, run_id).manifest
         return json.loads(path.read_text())
 
 

@@ -497,7 +497,9 @@ def _manifest(run_id: str, logical_date: str | None, run_after: str, completed_a
 
 def test_summary_latest_goes_by_run_times_not_file_times(capsys, staging_root):
     """A backfill run late for old dates: the newest file is not the newest run."""
-    from campaign_sync.operators.manifest import MANIFEST_FILE
+    from campaign_sync.layout import RunLayout
+
+    MANIFEST_FILE = RunLayout.MANIFEST_FILE
 
     runs = [
         # (run id, logical date, run_after, completed), written in this order

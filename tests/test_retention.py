@@ -300,9 +300,9 @@ def test_retention_then_mirror_still_removes_leavers(roots, monkeypatch):
     """Through the real Criteo exporter and its contract fake: after a purge far in the future,
     the next mirror run still removes exactly the members who left."""
     from campaign_sync.hooks.criteo import CriteoHook
-    from campaign_sync.operators.criteo import CriteoExportOperator
+    from campaign_sync.operators.audience_export import PlatformExportOperator
     from fakes.criteo import FakeCriteo
-    from platform_support import one_group_plan, run_export, sha
+    from platform_support import one_group_plan, run_export, sha, small_batches
     from platform_support import set_connection as set_platform_connection
 
     fake = FakeCriteo()
@@ -312,13 +312,13 @@ def test_retention_then_mirror_still_removes_leavers(roots, monkeypatch):
             monkeypatch, "plat", "criteo", host=url, login="client-1", password="s3cret",
             extra={"advertiser_id": "4242", "timeout": 2},
         )  # fmt: skip
-        monkeypatch.setattr(CriteoHook, "max_batch_rows", 100)
+        small_batches(monkeypatch, CriteoHook, 100)
         plan = one_group_plan("criteo", {"email": "email"}, {"sync_mode": "mirror"})
         rows = [
             {"__customer_id": f"C{i:04d}", "email": sha(f"u{i}@example.com")} for i in range(300)
         ]
-        run_export(CriteoExportOperator, plan, "r0", rows)
-        run_export(CriteoExportOperator, plan, "r1", rows[:250])
+        run_export(PlatformExportOperator, plan, "r0", rows)
+        run_export(PlatformExportOperator, plan, "r1", rows[:250])
         staging, _ = roots
         r1 = staging / RunLayout(plan.dag_id, "r1").folder
         (r1 / "audience").mkdir()
@@ -327,7 +327,7 @@ def test_retention_then_mirror_still_removes_leavers(roots, monkeypatch):
         assert not (staging / RunLayout(plan.dag_id, "r0").folder).exists()
         assert not (r1 / "audience").exists() and report.runs_trimmed == 1
         fake.received.clear()
-        result = run_export(CriteoExportOperator, plan, "r2", rows[:200])
+        result = run_export(PlatformExportOperator, plan, "r2", rows[:200])
         assert (result["added"], result["removed"]) == (0, 50)
         removed = {r["email"] for r in fake.received_rows("remove")}
         assert removed == {r["email"] for r in rows[200:250]}

@@ -20,8 +20,8 @@ import pytest
 import yaml
 from campaign_sync import cli
 from campaign_sync.destinations.templating import unique_segment
+from campaign_sync.layout import RunLayout
 from campaign_sync.plan import build_plan
-from campaign_sync.spec.ids import task_id_for_destination
 from campaign_sync.spec.model import Campaign
 
 
@@ -90,7 +90,7 @@ BROKEN_FILE = "broken_campaign"
 def _export_task(doc: dict[str, Any], group: str, destination: str) -> str:
     plan = build_plan(Campaign.model_validate(doc))
     (found,) = [g for g in plan.groups if g.treatment_group == group]
-    return f"{found.group_id}.{task_id_for_destination(destination)}"
+    return f"{found.group_id}.{RunLayout.export_task(destination)}"
 
 
 def _destination(manifest: dict[str, Any], group: str, destination: str) -> dict[str, Any]:

@@ -84,9 +84,7 @@ def _exporter(campaign: Campaign, destination: str) -> type[ExportOperator]:
         return LocalExportOperator
     from airflow.sdk.module_loading import import_string
 
-    path = REGISTRY[dest.type].exporter
-    assert path is not None, "checked when the campaign was loaded"
-    return import_string(path)
+    return import_string(REGISTRY[dest.type].exporter)
 
 
 def build_dag(loaded: LoadedCampaign) -> DAG:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from campaign_sync.digests import sha256_prefix
 from campaign_sync.hooks.audience import AudienceHook, BatchResult, Row
 from campaign_sync.platforms.audiences import Audience, Page
 from campaign_sync.platforms.client import Outcome, PermanentPlatformError, default_classify
@@ -62,7 +62,7 @@ class AttentiveHook(AudienceHook):
     @staticmethod
     def external_id_for(name: str) -> str:
         """External id given to a segment this hook creates: stable per name."""
-        return "campaign-sync-" + hashlib.sha256(name.encode()).hexdigest()[:32]
+        return "campaign-sync-" + sha256_prefix(name, 32)
 
     def ensure_audience(self, name: str) -> str:
         """External id of the segment named ``name``, created (empty) if there is none."""

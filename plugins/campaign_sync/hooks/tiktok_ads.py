@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from campaign_sync.digests import sha256_prefix
 from campaign_sync.hooks.audience import AudienceHook, BatchResult, Row
 from campaign_sync.platforms.audiences import Audience, Page
 from campaign_sync.platforms.batches import SHA256_HEX
@@ -52,7 +52,7 @@ def audience_name(name: str) -> str:
     """
     if len(name) <= MAX_NAME:
         return name
-    return f"{name[: MAX_NAME - 9].rstrip()} #{hashlib.sha256(name.encode()).hexdigest()[:7]}"
+    return f"{name[: MAX_NAME - 9].rstrip()} #{sha256_prefix(name, 7)}"
 
 
 def truncated_by_tiktok(name: str) -> str:
