@@ -69,9 +69,10 @@ def inbox() -> Iterator[Inbox]:
 
 
 @pytest.fixture(scope="module")
-def ui(real_airflow, inbox) -> dict[str, Any]:
+def ui(real_airflow, inbox) -> Iterator[dict[str, Any]]:
     """The sample campaign (emailing ``inbox`` on success and failure) with its first scheduled
-    run finished, and an invalid campaign file beside it."""
+    run finished, and an invalid campaign file beside it. Afterwards the sample is paused and a
+    run still going is stopped, so later tests on the shared Airflow have its slots."""
     server = real_airflow.server
     smtp = inbox.connection()
     server.api(
@@ -93,7 +94,12 @@ def ui(real_airflow, inbox) -> dict[str, Any]:
     run = server.wait_run(SAMPLE, run_id, timeout=300)
     assert run["state"] == "success", server.task_instances(SAMPLE, run_id)
     server.wait_dag(BROKEN)
-    return {"run_id": run_id, "manifest": real_airflow.manifest(SAMPLE, run_id)}
+    yield {"run_id": run_id, "manifest": real_airflow.manifest(SAMPLE, run_id)}
+    server.api("PATCH", f"/dags/{SAMPLE}", json={"is_paused": True})
+    for run in server.api("GET", f"/dags/{SAMPLE}/dagRuns")["dag_runs"]:
+        if run["state"] not in {"success", "failed"}:
+            path = f"/dags/{SAMPLE}/dagRuns/{quote(run['dag_run_id'], safe='')}"
+            server.api("PATCH", path, json={"state": "failed"})
 
 
 @pytest.fixture(scope="module")
