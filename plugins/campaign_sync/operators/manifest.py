@@ -50,7 +50,7 @@ class WriteManifestOperator(CampaignTaskOperator):
             self.plan,
             run_id=context["run_id"],
             logical_date=logical.isoformat() if logical else None,
-            run_after=context["dag_run"].run_after.isoformat(),
+            run_after=_run_after(context),
             audience=audience,
             groups=groups,
             exports=exports,
@@ -80,3 +80,10 @@ class WriteManifestOperator(CampaignTaskOperator):
             "unassigned": manifest["unassigned"],
             "groups": run_counts(manifest),
         }
+
+
+def _run_after(context: Any) -> str | None:
+    # When the run was due: orders runs without a logical date (manual ones) for summaries.
+    dag_run = context.get("dag_run")
+    run_after = getattr(dag_run, "run_after", None)
+    return run_after.isoformat() if run_after is not None else None

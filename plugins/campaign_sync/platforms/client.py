@@ -26,6 +26,22 @@ from campaign_sync.platforms.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
+
+class _RedactQueries(logging.Filter):
+    """Drops query strings from urllib3's request lines: some platforms take identifiers and
+    tokens in the URL (Meta's DELETE /users), and DEBUG logging must not print them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                a.split("?", 1)[0] + "?<redacted>" if isinstance(a, str) and "?" in a else a
+                for a in record.args
+            )
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_RedactQueries())
+
 # What a permanent failure is about, and what the person reading the task log should do.
 FIXES = {
     "credentials": "the platform refused the credentials; fix them in the Airflow connection",
