@@ -20,13 +20,15 @@ export CAMPAIGN_SYNC_STAGING_ROOT ?= $(AIRFLOW_HOME)/campaign_sync/staging
 export CAMPAIGN_SYNC_OUTPUT_ROOT ?= $(AIRFLOW_HOME)/campaign_sync/outputs
 DEMO_DB := $(AIRFLOW_HOME)/data/merged_customers.duckdb
 
-.PHONY: help install test-servers demo ui test lint format schema lock clean
+.PHONY: help install test-servers demo ui cluster test lint format schema lock clean
 
 help:
 	@echo "make demo    install, then run the sample campaign end to end (no cloud account)"
 	@echo "make test    install, lint, run the whole test suite (starts its own test servers)"
 	@echo "make ui      the Airflow UI on this project (airflow standalone, after make demo;"
 	@echo "            port: AIRFLOW__API__PORT, default 8080)"
+	@echo "make cluster a distributed Airflow: CeleryExecutor, two workers, Redis, Postgres,"
+	@echo "            staging on a local S3 server (needs make test-servers; Ctrl-C stops all)"
 	@echo "make lint    ruff check and format check"
 	@echo "make schema  regenerate include/campaign.schema.json"
 	@echo "make lock    re-pin requirements*.txt from requirements*.in"
@@ -41,11 +43,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $@
 
-# The test suite's storage servers: Azurite from npm (package.json) and OpenSSH's sshd from
-# Debian's openssh-server (as root; CI runs as root). moto and gcp-storage-emulator come with
-# requirements-dev.txt. The tests start and stop the servers themselves. The browser check
-# drives Debian's chromium with Playwright (never Playwright's own browser download).
-test-servers: node_modules/.installed /usr/sbin/sshd /usr/bin/chromium
+# The test suite's servers: Azurite from npm (package.json); OpenSSH's sshd, Redis and Postgres
+# from Debian's openssh-server, redis-server and postgresql (as root; CI runs as root). moto and
+# gcp-storage-emulator come with requirements-dev.txt. The tests start and stop the servers
+# themselves (Postgres as the system user campaign_sync_pg, see scripts/cluster.py). The browser
+# check drives Debian's chromium with Playwright (never Playwright's own browser download).
+test-servers: node_modules/.installed /usr/sbin/sshd /usr/bin/redis-server /usr/share/postgresql-common \
+	/usr/bin/chromium
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
@@ -64,6 +68,14 @@ node_modules/.installed: package.json package-lock.json
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		chromium > /dev/null
+
+/usr/bin/redis-server /usr/share/postgresql-common:
+	@if [ "$$(id -u)" != 0 ]; then \
+		echo "the Celery and Postgres tests need redis-server and postgresql: install them as root"; \
+		exit 1; fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		redis-server postgresql > /dev/null
 
 demo: install
 	@mkdir -p $(AIRFLOW_HOME)/data
@@ -92,6 +104,12 @@ demo: install
 # on Ctrl-C or SIGTERM every component, LocalExecutor workers and the demo servers stop.
 ui: install
 	$(BIN)/python scripts/airflow_ui.py
+
+# CeleryExecutor with two workers, Redis, Postgres (metadata and a warehouse holding the sample
+# customers, which campaign_sync_sample points at) and S3 staging; see scripts/cluster.py.
+CLUSTER_ROWS ?= 20000
+cluster: install test-servers
+	$(BIN)/python scripts/cluster.py --log-dir $(AIRFLOW_HOME)/cluster-logs --sample-rows $(CLUSTER_ROWS)
 
 lint: install
 	$(BIN)/ruff check .

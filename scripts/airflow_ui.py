@@ -80,6 +80,8 @@ class ProcessTree:
 
     def __init__(self) -> None:
         self.started: dict[str, subprocess.Popen[bytes]] = {}
+        # Commands whose end does not stop the others (a Celery worker among several).
+        self.expendable: set[str] = set()
         if sys.platform.startswith("linux"):
             # Orphans (task processes, workers of a dead parent) are re-parented to us, not to
             # init, so stop() still finds them.
@@ -129,7 +131,7 @@ class ProcessTree:
     def exited(self) -> tuple[str, int] | None:
         """The first started command that has ended, with its exit code."""
         for name, process in self.started.items():
-            if process.poll() is not None:
+            if process.poll() is not None and name not in self.expendable:
                 return name, process.returncode
         return None
 

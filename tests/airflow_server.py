@@ -247,14 +247,18 @@ def start_airflow(
     components: bool,
     demo_servers: bool = False,
     timeout: float = 240,
+    launcher: list[str] | None = None,
 ) -> AirflowServer:
-    """Start the launcher and wait until the API answers its health check."""
+    """Start the launcher (``scripts/airflow_ui.py``, or ``launcher``: a script and its
+    arguments) and wait until the API answers its health check."""
     port = int(env["AIRFLOW__API__PORT"])
     output = home / "launcher.log"
     argv = [str(BIN / "python"), str(LAUNCHER)]
-    if components:
+    if launcher:
+        argv = [str(BIN / "python"), *launcher]
+    elif components:
         argv += ["--components", "--log-dir", str(home / "logs")]
-    if not demo_servers:
+    if not demo_servers and not launcher:
         argv.append("--no-demo-servers")
     with output.open("wb") as out:
         process = subprocess.Popen(
@@ -317,36 +321,25 @@ class RealAirflow:
         return json.loads(path.read_text())
 
 
-def start_real_airflow(base: Path) -> RealAirflow:
-    """Fakes, sources and Airflow (api-server, scheduler, dag-processor, triggerer)."""
-    from campaign_sync.sample_data import generate_merged_customers
+def _fake_connections() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Started contract fakes, and ``sched_<platform>`` connections to them."""
     from platform_support import start_fakes
-    from servers import start_moto
 
-    (base / "logs").mkdir(parents=True)
-    campaigns_dir = base / "campaigns"
-    campaigns_dir.mkdir()
-    sample, mutable = base / "data" / "sample.duckdb", base / "data" / "mutable.duckdb"
-    generate_merged_customers(sample, SAMPLE_ROWS)
-    generate_merged_customers(mutable, MUTABLE_ROWS, seed=11)
     fakes, platforms = start_fakes()
     # Two attempts per TikTok call: a failing batch fails the try quickly.
     platforms["tiktok_ads"]["extra"]["max_attempts"] = 2
-    s3 = start_moto(base / "logs")
-    s3.create_bucket("sched-drop")
-    connections: dict[str, Any] = {
-        "sched_sample": {"conn_type": "duckdb", "host": str(sample)},
-        "sched_mutable": {"conn_type": "duckdb", "host": str(mutable)},
-        "sched_s3": s3.connection(),
-    }
-    for name, fields in platforms.items():
-        connections[f"sched_{name}"] = {"conn_type": name, **fields}
+    connections = {f"sched_{n}": {"conn_type": n, **fields} for n, fields in platforms.items()}
+    return fakes, connections
+
+
+def scheduler_env(base: Path, connections: dict[str, Any], **extra: str) -> dict[str, str]:
+    """``airflow_env`` with a password login, connections, and a scheduler that picks up new
+    campaign files within seconds and tasks at once."""
     passwords = base / "passwords.json"
     passwords.write_text(json.dumps({USER: PASSWORD}))
-    env = airflow_env(
+    return airflow_env(
         base,
         free_port(),
-        AIRFLOW__CORE__EXECUTOR="LocalExecutor",
         AIRFLOW__CORE__AUTH_MANAGER=SIMPLE_AUTH_MANAGER,
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=f"{USER}:admin",
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(passwords),
@@ -357,7 +350,30 @@ def start_real_airflow(base: Path) -> RealAirflow:
         AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="1",
         AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME="0.5",
         **{f"AIRFLOW_CONN_{cid.upper()}": json.dumps(conn) for cid, conn in connections.items()},
+        **extra,
     )
+
+
+def start_real_airflow(base: Path) -> RealAirflow:
+    """Fakes, sources and Airflow (api-server, scheduler, dag-processor, triggerer)."""
+    from campaign_sync.sample_data import generate_merged_customers
+    from servers import start_moto
+
+    (base / "logs").mkdir(parents=True)
+    campaigns_dir = base / "campaigns"
+    campaigns_dir.mkdir()
+    sample, mutable = base / "data" / "sample.duckdb", base / "data" / "mutable.duckdb"
+    generate_merged_customers(sample, SAMPLE_ROWS)
+    generate_merged_customers(mutable, MUTABLE_ROWS, seed=11)
+    fakes, connections = _fake_connections()
+    s3 = start_moto(base / "logs")
+    s3.create_bucket("sched-drop")
+    connections |= {
+        "sched_sample": {"conn_type": "duckdb", "host": str(sample)},
+        "sched_mutable": {"conn_type": "duckdb", "host": str(mutable)},
+        "sched_s3": s3.connection(),
+    }
+    env = scheduler_env(base, connections, AIRFLOW__CORE__EXECUTOR="LocalExecutor")
     try:
         server = start_airflow(base, env, components=True)
     except BaseException:
@@ -375,4 +391,83 @@ def stop_real_airflow(world: RealAirflow) -> list[str]:
     for fake in world.fakes.values():
         fake.stop()
     world.s3.server.stop()
+    return survivors
+
+
+# --- the Celery tests' world: scripts/cluster.py -------------------------------------------------
+
+CLUSTER_ROWS = 5_000
+CLUSTER = REPO / "scripts" / "cluster.py"
+
+
+@dataclass
+class CeleryCluster:
+    """``scripts/cluster.py`` running (CeleryExecutor, two workers, Postgres, Redis, S3
+    staging) with the contract fakes; ``info`` is what the launcher wrote (ports, S3, worker
+    pids). The sample customers (``CLUSTER_ROWS``) are in Postgres behind ``campaign_sync_sample``.
+    """
+
+    server: AirflowServer
+    campaigns: Path
+    fakes: dict[str, Any]
+    info: dict[str, Any]
+
+    def add_campaign(self, name: str, doc: dict[str, Any] | str) -> Path:
+        """Write a campaign file into the folder the dag-processor reads."""
+        return write_campaign(self.campaigns, name, doc)
+
+    def s3(self) -> Any:
+        """A boto3 client of the cluster's S3 server."""
+        import boto3
+
+        conn = self.info["s3"]
+        return boto3.client(
+            "s3",
+            endpoint_url=conn["extra"]["endpoint_url"],
+            region_name="us-east-1",
+            aws_access_key_id=conn["login"],
+            aws_secret_access_key=conn["password"],
+        )
+
+    def staged(self, name: str) -> bytes:
+        """A file of the run's staging folder (``RunLayout(...).manifest``, say), from S3."""
+        bucket_and_prefix = self.info["staging_root"].split("@", 1)[1]
+        bucket, prefix = bucket_and_prefix.split("/", 1)
+        key = f"{prefix}/{name}"
+        return self.s3().get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def start_celery_cluster(base: Path) -> CeleryCluster:
+    """Fakes and the cluster; returns once the REST API answers."""
+    (base / "logs").mkdir(parents=True)
+    campaigns_dir = base / "campaigns"
+    campaigns_dir.mkdir()
+    fakes, connections = _fake_connections()
+    env = scheduler_env(
+        base,
+        connections,
+        # A killed worker's task is found without heartbeat within seconds, not minutes.
+        AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="20",
+        AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL="2",
+        AIRFLOW__CELERY__WORKER_CONCURRENCY="2",
+        AIRFLOW__CORE__PARALLELISM="8",
+    )
+    info_file = base / "cluster.json"
+    launcher = [str(CLUSTER), "--log-dir", str(base / "logs"), "--info", str(info_file),
+                "--sample-rows", str(CLUSTER_ROWS)]  # fmt: skip
+    try:
+        server = start_airflow(base, env, components=True, launcher=launcher, timeout=360)
+    except BaseException:
+        for fake in fakes.values():
+            fake.stop()
+        raise
+    server.username, server.password = USER, PASSWORD
+    return CeleryCluster(server, campaigns_dir, fakes, json.loads(info_file.read_text()))
+
+
+def stop_celery_cluster(cluster: CeleryCluster) -> list[str]:
+    """Stop the cluster, then the fakes; returns the processes that survived it."""
+    survivors = cluster.server.stop()
+    for fake in cluster.fakes.values():
+        fake.stop()
     return survivors

@@ -97,3 +97,15 @@ def real_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     yield world
     survivors = stop_real_airflow(world)
     assert survivors == [], f"processes left after Airflow stopped: {survivors}"
+
+
+@pytest.fixture(scope="session")
+def celery_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A distributed Airflow (``scripts/cluster.py``: CeleryExecutor, two workers, Redis,
+    Postgres, staging on S3) with the contract fakes (see ``airflow_server.CeleryCluster``)."""
+    from airflow_server import start_celery_cluster, stop_celery_cluster
+
+    cluster = start_celery_cluster(tmp_path_factory.mktemp("celery_cluster"))
+    yield cluster
+    survivors = stop_celery_cluster(cluster)
+    assert survivors == [], f"processes left after the cluster stopped: {survivors}"

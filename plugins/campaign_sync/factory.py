@@ -1,7 +1,8 @@
 """The DAG factory: one DAG per campaign file, and a visible failing DAG per invalid file.
 
 Parse-time work is reading YAML and validating it: no database, no network, no data libraries.
-When Airflow parses for one task (``get_parsing_context().dag_id``) only that DAG is built.
+When Airflow parses for one task (``get_parsing_context().dag_id``) only that DAG is built, and
+only its file is validated when the others' names show they cannot claim its id.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from campaign_sync.plan import CampaignPlan, build_plan
 from campaign_sync.spec.checks import Problem
 from campaign_sync.spec.echo import clip
 from campaign_sync.spec.ids import dag_id_for, slug
-from campaign_sync.spec.loader import CampaignError, LoadedCampaign, load_folder
+from campaign_sync.spec.loader import CampaignError, LoadedCampaign, load_folder, load_for_dag
 from campaign_sync.spec.model import Campaign, Schedule
 
 log = logging.getLogger(__name__)
@@ -217,8 +218,9 @@ def build_dags(folder: Path | None = None) -> dict[str, DAG]:
     own failing DAG, and the other campaigns load as usual.
     """
     folder = folder or config.campaigns_dir()
-    result = load_folder(folder)
     wanted = get_parsing_context().dag_id
+    # A worker parsing for one task validates only that campaign's file when it safely can.
+    result = (wanted and load_for_dag(folder, wanted)) or load_folder(folder)
     dags: dict[str, DAG] = {}
     for loaded in result.campaigns:
         if wanted is not None and loaded.dag_id != wanted:

@@ -15,7 +15,7 @@ from typing import Any
 from campaign_sync import duck
 from campaign_sync.audience.assignment import bucket_sql, group_index_sql
 from campaign_sync.audience.query import CUSTOMER_ID, audience_query, flag_column
-from campaign_sync.audience.source import stream_to_parquet
+from campaign_sync.audience.source import source_errors, stream_to_parquet
 from campaign_sync.failures import PermanentError
 from campaign_sync.layout import RunLayout
 from campaign_sync.plan import CampaignPlan
@@ -77,7 +77,8 @@ def build_audience(
     ):
         work = Path(tmp)
         raw = work / "raw.parquet"
-        source_rows = stream_to_parquet(hook, audience_query(plan), raw, batch_rows)
+        with source_errors(campaign.name, campaign.source.conn_id):
+            source_rows = stream_to_parquet(hook, audience_query(plan), raw, batch_rows)
         raw_sql = f"read_parquet({duck.literal(str(raw))})"
         matched_none = " AND ".join(f"{flag_column(i)} = 0" for i in range(n_subs))
         with_id, distinct_ids, unmatched = con.execute(

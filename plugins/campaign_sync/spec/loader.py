@@ -3,6 +3,7 @@ and field. One bad file never hides the others."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,46 @@ def _guess_name(text: str) -> str | None:
             return value
         return None
     return None
+
+
+# A name line the line scan reads exactly as YAML would: a plain scalar, nothing YAML-special.
+_PLAIN_NAME = re.compile(r"name: *([A-Za-z0-9][A-Za-z0-9 _.\-]{0,99}?) *")
+
+
+def load_for_dag(folder: Path, dag_id: str) -> LoadResult | None:
+    """The one campaign whose DAG is ``dag_id``, without validating the other files, or None
+    when only a full ``load_folder`` can tell (then the caller must do one).
+
+    A worker parses the folder for each task; validating every file there costs as much as the
+    dag-processor's full parse. Here every other file is only scanned for its top-level
+    ``name:`` line. The answer equals ``load_folder``'s because the shortcut is taken only when
+    every file's name line is a plain scalar (read the same by the scan as by YAML), exactly one
+    file names ``dag_id`` and that file is valid: no other file can claim the id, and error DAGs
+    never take a valid campaign's id.
+    """
+    match: Path | None = None
+    for path in campaign_files(folder):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+        names = [line for line in text.splitlines() if line.startswith("name:")]
+        plain = _PLAIN_NAME.fullmatch(names[0]) if len(names) == 1 else None
+        if plain is None:
+            return None
+        if dag_id_for(plain.group(1)) == dag_id:
+            if match is not None:
+                return None
+            match = path
+    if match is None:
+        return None
+    try:
+        campaign = load_file(match)
+    except CampaignError:
+        return None
+    if dag_id_for(campaign.name) != dag_id:
+        return None
+    return LoadResult(campaigns=[LoadedCampaign(match, campaign)])
 
 
 def load_folder(folder: Path) -> LoadResult:
