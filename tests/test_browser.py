@@ -72,7 +72,7 @@ def inbox() -> Iterator[Inbox]:
 def ui(real_airflow, inbox) -> Iterator[dict[str, Any]]:
     """The sample campaign (emailing ``inbox`` on success and failure) with its first scheduled
     run finished, and an invalid campaign file beside it. Afterwards the sample is paused and a
-    run still going is stopped, so later tests on the shared Airflow have its slots."""
+    run still going is waited for, so later tests on the shared Airflow have its slots."""
     server = real_airflow.server
     smtp = inbox.connection()
     server.api(
@@ -98,8 +98,7 @@ def ui(real_airflow, inbox) -> Iterator[dict[str, Any]]:
     server.api("PATCH", f"/dags/{SAMPLE}", json={"is_paused": True})
     for run in server.api("GET", f"/dags/{SAMPLE}/dagRuns")["dag_runs"]:
         if run["state"] not in {"success", "failed"}:
-            path = f"/dags/{SAMPLE}/dagRuns/{quote(run['dag_run_id'], safe='')}"
-            server.api("PATCH", path, json={"state": "failed"})
+            server.wait_run(SAMPLE, run["dag_run_id"], timeout=300)
 
 
 @pytest.fixture(scope="module")
