@@ -95,10 +95,11 @@ def ui(real_airflow, inbox) -> Iterator[dict[str, Any]]:
     assert run["state"] == "success", server.task_instances(SAMPLE, run_id)
     server.wait_dag(BROKEN)
     yield {"run_id": run_id, "manifest": real_airflow.manifest(SAMPLE, run_id)}
-    server.api("PATCH", f"/dags/{SAMPLE}", json={"is_paused": True})
+    # Waited for before pausing: a paused DAG's running run schedules no further task.
     for run in server.api("GET", f"/dags/{SAMPLE}/dagRuns")["dag_runs"]:
         if run["state"] not in {"success", "failed"}:
             server.wait_run(SAMPLE, run["dag_run_id"], timeout=300)
+    server.api("PATCH", f"/dags/{SAMPLE}", json={"is_paused": True})
 
 
 @pytest.fixture(scope="module")
