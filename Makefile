@@ -47,8 +47,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 # The test suite's servers: Azurite from npm (package.json); OpenSSH's sshd, Redis and Postgres
 # from Debian's openssh-server, redis-server and postgresql (as root; CI runs as root). moto and
 # gcp-storage-emulator come with requirements-dev.txt. The tests start and stop the servers
-# themselves (Postgres as the system user campaign_sync_pg, see scripts/cluster.py).
-test-servers: node_modules/.installed /usr/sbin/sshd /usr/bin/redis-server /usr/share/postgresql-common
+# themselves (Postgres as the system user campaign_sync_pg, see scripts/cluster.py). The browser
+# check drives Debian's chromium with Playwright (never Playwright's own browser download).
+test-servers: node_modules/.installed /usr/sbin/sshd /usr/bin/redis-server /usr/share/postgresql-common \
+	/usr/bin/chromium
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
@@ -60,6 +62,13 @@ node_modules/.installed: package.json package-lock.json
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		openssh-server > /dev/null
+
+/usr/bin/chromium:
+	@if [ "$$(id -u)" != 0 ]; then \
+		echo "the browser check needs Debian's chromium: install it as root"; exit 1; fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		chromium > /dev/null
 
 /usr/bin/redis-server /usr/share/postgresql-common:
 	@if [ "$$(id -u)" != 0 ]; then \

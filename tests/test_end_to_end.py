@@ -173,3 +173,35 @@ def test_retention_dry_run_on_real_runs(two_runs):
     assert gone.staging_files == len(staged)  # the sample has no platform delivery to keep
     assert gone.output_bytes == sum(p.stat().st_size for p in outputs)
     assert sorted(p.as_posix() for p in root.rglob("*")) == before
+
+
+def test_run_counts_readable_in_ui(two_runs):
+    """What the UI shows for a run without a shell: write_manifest's rendered run_counts
+    (Markdown), its XCom (counts by group) and the extra links' stored targets."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields as Rtif
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    manifest = two_runs[0][1]
+    where = {"dag_id": manifest["dag_id"], "run_id": manifest["run_id"]}
+    with create_session() as session:
+        rendered = session.scalar(select(Rtif).filter_by(task_id="write_manifest", **where))
+        rows = session.scalars(select(XComModel).filter_by(**where)).all()
+        xcoms = {(x.task_id, x.key): XComModel.deserialize_value(x) for x in rows}
+    counts = rendered.rendered_fields["run_counts"]
+    group = manifest["sub_audiences"]["at risk"]["treatment_groups"]["treatment"]
+    klaviyo = group["destinations"]["klaviyo"]
+    assert f"| at_risk__treatment | {group['members']} | klaviyo (dry run) | " in counts
+    reasons = ", ".join(f"{r}: {n}" for r, n in klaviyo["rejected_by_reason"].items() if n)
+    assert f"| {klaviyo['rows_sent']} | {reasons} |" in counts and "email invalid: " in reasons
+    assert "| active__control |" in counts and "(control)" in counts
+    assert "Manifest: `" in counts and "history/manifest.json" in counts
+
+    summary = xcoms[("write_manifest", "return_value")]
+    found = summary["groups"]["at_risk__treatment"]["destinations"]["klaviyo"]
+    assert found["rows_sent"] == klaviyo["rows_sent"]
+    assert found["rejected_by_reason"] == klaviyo["rejected_by_reason"]
+    assert xcoms[("write_manifest", "_link_ManifestLink")] == Path(summary["manifest"]).as_uri()
+    review = xcoms[("at_risk__treatment.export_review_files", "_link_OutputLink")]
+    assert review == Path(group["destinations"]["review_files"]["location"]).as_uri()

@@ -199,3 +199,33 @@ def test_schedule_args():
         Schedule(cron="0 6 * * *", start_date="2026-11-02", timezone="America/New_York")
     )
     assert str(ny["start_date"].tzinfo) == "America/New_York"
+
+
+def test_dag_docs_show_operation_and_campaign_file(campaigns_dir):
+    """The docs give the schedule and timezone, retries, each destination's connection,
+    options and output, and the campaign file itself (capped)."""
+    from campaign_sync.docs import MAX_CAMPAIGN_FILE_CHARS, plan_markdown
+    from campaign_sync.plan import build_plan
+    from campaign_sync.spec.loader import load_file
+
+    doc = sample_doc()
+    doc["alerts"] = {
+        "email": {"smtp_conn_id": "smtp_alerts", "to": ["crm@example.com"]},
+        "thresholds": {"audience_change": {"max_percent": 50, "action": "fail"}},
+    }
+    path = write_campaign(campaigns_dir, "docs", doc)
+    text = plan_markdown(build_plan(load_file(path)), path)
+    assert "`0 6 * * 1` in timezone **America/New_York**" in text
+    assert "- retries: 2 per task, 30s apart (doubling up to 1800s)" in text
+    assert '| winback_s3 | `campaign_sync_demo_s3` | {"bucket": "campaign-sync-demo"' in text
+    assert "`s3://campaign-sync-demo/winback` |" in text
+    assert "email alerts on failure through SMTP connection `smtp_alerts`" in text
+    assert "audience size change against the last successful run above 50% -> fail" in text
+    assert "history/manifest.json`" in text
+    assert "```yaml\nname: lifecycle_winback" in text and text.rstrip().endswith("```")
+
+    big = path.read_text() + "#" * (2 * MAX_CAMPAIGN_FILE_CHARS) + "\n"
+    path.write_text(big)
+    capped = plan_markdown(build_plan(load_file(path)), path)
+    assert f"# ... cut at {MAX_CAMPAIGN_FILE_CHARS} characters" in capped
+    assert len(capped) < len(text) + MAX_CAMPAIGN_FILE_CHARS

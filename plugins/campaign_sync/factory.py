@@ -18,6 +18,7 @@ from airflow.sdk import DAG, BaseOperator, CronTriggerTimetable, TaskGroup, get_
 from airflow.sdk.exceptions import AirflowFailException
 
 from campaign_sync import config
+from campaign_sync.alerts import notification_callbacks
 from campaign_sync.destinations import REGISTRY
 from campaign_sync.docs import plan_markdown
 from campaign_sync.layout import RunLayout
@@ -25,6 +26,7 @@ from campaign_sync.operators.audience import BuildAudienceOperator
 from campaign_sync.operators.export import DryRunExportOperator, ExportOperator
 from campaign_sync.operators.manifest import WriteManifestOperator
 from campaign_sync.operators.projection import ProjectAttributesOperator
+from campaign_sync.operators.thresholds import CheckThresholdsOperator
 from campaign_sync.params import dag_params
 from campaign_sync.plan import CampaignPlan, build_plan
 from campaign_sync.pools import pool_of
@@ -149,6 +151,7 @@ def build_dag(loaded: LoadedCampaign) -> DAG:
             max_active_runs=1,
             params=dag_params(plan),
             **schedule_args(campaign.schedule),
+            **notification_callbacks(campaign.alerts),
         ) as dag
     ):
         audience = BuildAudienceOperator(task_id=RunLayout.BUILD_AUDIENCE, plan=plan)
@@ -157,6 +160,8 @@ def build_dag(loaded: LoadedCampaign) -> DAG:
         manifest = WriteManifestOperator(
             task_id=RunLayout.WRITE_MANIFEST, plan=plan, trigger_rule="none_failed"
         )
+        projects: list[BaseOperator] = []
+        exports: list[BaseOperator] = []
         for group in plan.groups:
             kind = "control: recorded, not sent" if group.is_control else "treatment"
             with TaskGroup(
@@ -166,10 +171,11 @@ def build_dag(loaded: LoadedCampaign) -> DAG:
                 project = ProjectAttributesOperator(
                     task_id=RunLayout.PROJECT, plan=plan, group_id=group.group_id
                 )
+                projects.append(project)
                 for name in group.destinations:
                     dest = campaign.destinations[name]
                     exporter = _exporter(campaign, name)
-                    project >> exporter(
+                    export = exporter(
                         task_id=RunLayout.export_task(name),
                         plan=plan,
                         group_id=group.group_id,
@@ -179,8 +185,23 @@ def build_dag(loaded: LoadedCampaign) -> DAG:
                         dry_run=dest.dry_run,
                         **_export_extras(plan, name),
                     )
+                    exports.append(export)
+                    project >> export
             audience >> task_group >> manifest
+        _add_threshold_gate(plan, projects, exports)
     return dag
+
+
+def _add_threshold_gate(
+    plan: CampaignPlan, projects: list[BaseOperator], exports: list[BaseOperator]
+) -> None:
+    """With thresholds configured, one check between every projection and every export, so a
+    threshold set to "fail" stops the run before anything is sent."""
+    if not plan.campaign.alerts.thresholds.configured:
+        return
+    gate = CheckThresholdsOperator(task_id=RunLayout.CHECK_THRESHOLDS, plan=plan)
+    projects >> gate
+    gate >> exports
 
 
 def build_error_dag(error: CampaignError, dag_id: str) -> DAG:

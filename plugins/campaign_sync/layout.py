@@ -29,6 +29,7 @@ class RunLayout:
     BUILD_AUDIENCE = "build_audience"
     PROJECT = "project"
     WRITE_MANIFEST = "write_manifest"
+    CHECK_THRESHOLDS = "check_thresholds"
 
     # The staged audience is partitioned by this column (DuckDB names folders "__g=<i>").
     AUDIENCE_PARTITION = "__g"

@@ -193,3 +193,60 @@ def summary_lines(manifest: dict[str, Any]) -> list[str]:
                 lines.append(line)
     lines.append(f"  recipients history: {manifest['recipients_history']}")
     return lines
+
+
+def _counts(values: dict[str, int]) -> str:
+    return ", ".join(f"{k}: {n}" for k, n in values.items() if n) or "none"
+
+
+def run_counts(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The run's counts by group id, for XCom and the UI: members per group and, per
+    destination, rows sent, rows rejected by reason, values cleared and where they went."""
+    groups = {}
+    for sub_name, sub in manifest["sub_audiences"].items():
+        for group_name, group in sub["treatment_groups"].items():
+            groups[group["group_id"]] = {
+                "sub_audience": sub_name,
+                "treatment_group": group_name,
+                "control": group["is_control"],
+                "members": group["members"],
+                "destinations": {
+                    name: {
+                        "dry_run": dest["dry_run"],
+                        "rows_sent": dest["rows_sent"],
+                        "rejected_by_reason": dest["rejected_by_reason"],
+                        "values_cleared": {k: n for k, n in dest["values_cleared"].items() if n},
+                        "location": dest.get("location"),
+                    }
+                    for name, dest in group["destinations"].items()
+                },
+            }
+    return groups
+
+
+def summary_markdown(manifest: dict[str, Any], manifest_uri: str) -> str:
+    """The run's counts as Markdown (counts only, no PII), shown in the UI. Locations are left
+    to the extra links and XCom: Airflow cuts a rendered field at 4096 characters."""
+    lines = [
+        f"**{manifest['campaign']}** run `{manifest['run_id']}`: audience "
+        f"{manifest['audience_size']}, unassigned {manifest['unassigned']}",
+        "",
+        "| group | members | destination | sent | rejected by reason | cleared |",
+        "|---|---|---|---|---|---|",
+    ]
+    for group_id, group in run_counts(manifest).items():
+        if not group["destinations"]:
+            lines.append(f"| {group_id} | {group['members']} | (control) | | | |")
+        for name, dest in group["destinations"].items():
+            mode = " (dry run)" if dest["dry_run"] else ""
+            lines.append(
+                f"| {group_id} | {group['members']} | {name}{mode} | {dest['rows_sent']} | "
+                f"{_counts(dest['rejected_by_reason'])} | {_counts(dest['values_cleared'])} |"
+            )
+    lines += [
+        "",
+        f"Manifest: `{manifest_uri}`",
+        "",
+        f"Recipients: `{manifest['recipients_history']}`",
+    ]
+    return "\n".join(lines)

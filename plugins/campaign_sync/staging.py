@@ -92,3 +92,15 @@ class Staging:
                         with remote.open("rb") as src, local.open("wb") as out:
                             shutil.copyfileobj(src, out, length=8 * 1024 * 1024)
             yield Path(tmp)
+
+    def read_texts(self, rel: str, pattern: str) -> dict[str, str]:
+        """The small text files under ``rel`` matching the glob ``pattern``, by their path
+        relative to ``rel`` (nothing when ``rel`` does not exist)."""
+        base: Any = self._remote_path(rel) if self.remote else Path(self.root) / rel
+        if not base.exists():
+            return {}
+        return {
+            found.relative_to(base).as_posix(): found.read_text()
+            for found in sorted(base.glob(pattern))
+            if found.is_file()
+        }

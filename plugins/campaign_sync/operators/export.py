@@ -13,6 +13,7 @@ from campaign_sync.destinations.templating import render
 from campaign_sync.failures import ContractViolation, checked_options
 from campaign_sync.layout import RunLayout
 from campaign_sync.operators.base import CampaignTaskOperator
+from campaign_sync.operators.links import OutputLink
 from campaign_sync.params import from_context as run_params_from_context
 
 DRY_RUN_FOLDER = "dry_run"
@@ -23,6 +24,8 @@ class ExportOperator(CampaignTaskOperator):
 
     Subclasses implement ``deliver``. The return value (XCom) holds counts and locations only.
     """
+
+    operator_extra_links = (OutputLink(),)
 
     def __init__(
         self,

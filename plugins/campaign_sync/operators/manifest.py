@@ -6,11 +6,18 @@ import json
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from campaign_sync import config, duck
-from campaign_sync.manifest import build_manifest, skipped_destinations, summary_lines
+from campaign_sync.manifest import (
+    build_manifest,
+    run_counts,
+    skipped_destinations,
+    summary_lines,
+    summary_markdown,
+)
 from campaign_sync.operators.base import CampaignTaskOperator
+from campaign_sync.operators.links import ManifestLink
 
 
 class WriteManifestOperator(CampaignTaskOperator):
@@ -18,6 +25,15 @@ class WriteManifestOperator(CampaignTaskOperator):
     treatment group x destination, controls included) into the run's staging folder."""
 
     ui_color = "#ceead6"
+    # The run's counts, shown on the task's "Rendered Templates" page once the task is done.
+    template_fields = ("run_counts",)
+    template_fields_renderers: ClassVar[dict[str, str]] = {"run_counts": "md"}
+    overwrite_rtif_after_execution = True
+    operator_extra_links = (ManifestLink(),)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.run_counts = "Written when the run's manifest is written."
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Returns the manifest's location and the run's totals."""
@@ -63,10 +79,13 @@ class WriteManifestOperator(CampaignTaskOperator):
                 (out / layout.MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
         for line in summary_lines(manifest):
             self.log.info("%s", line)
+        self.run_counts = summary_markdown(manifest, staging.uri(layout.manifest))
         return {
             "manifest": staging.uri(layout.manifest),
             "recipients_history": manifest["recipients_history"],
             "audience_size": manifest["audience_size"],
+            "unassigned": manifest["unassigned"],
+            "groups": run_counts(manifest),
         }
 
 

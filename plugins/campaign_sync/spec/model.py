@@ -371,6 +371,91 @@ class Destination(_Strict):
         return value
 
 
+# --- alerts: notifications and pre-export thresholds ------------------------------------------
+
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+def _email(value: str) -> str:
+    if not re.match(EMAIL, value):
+        raise ValueError(f"{short(value)} is not an email address (name@example.com)")
+    return value
+
+
+EmailAddress = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=254), AfterValidator(_email)
+]
+DEFAULT_FAILURE_SUBJECT = "campaign-sync: {{ dag.dag_id }} FAILED (run {{ run_id }})"
+DEFAULT_SUCCESS_SUBJECT = "campaign-sync: {{ dag.dag_id }} succeeded (run {{ run_id }})"
+
+
+def _jinja_template(value: str) -> str:
+    # A template Airflow cannot render would fail inside the callback, long after the run.
+    from jinja2 import Environment, TemplateSyntaxError
+
+    try:
+        Environment().parse(value)
+    except TemplateSyntaxError as exc:
+        raise ValueError(f"not a valid Jinja template: {exc.message}") from exc
+    return value
+
+
+Subject = Annotated[
+    str, StringConstraints(min_length=1, max_length=500), AfterValidator(_jinja_template)
+]
+
+
+class EmailAlerts(_Strict):
+    """Emails on the run's failure and/or success, through Airflow's SMTP notifier."""
+
+    smtp_conn_id: Name = Field(description="Airflow SMTP connection id (host, port, login).")
+    to: list[EmailAddress] = Field(min_length=1, max_length=50, description="Recipients.")
+    from_email: EmailAddress | None = Field(
+        default=None, description="Sender; defaults to the SMTP connection's from_email."
+    )
+    on_failure: bool = True
+    on_success: bool = False
+    subject_on_failure: Subject = Field(
+        default=DEFAULT_FAILURE_SUBJECT,
+        description="Jinja template; the context has dag, run_id and reason.",
+    )
+    subject_on_success: Subject = DEFAULT_SUCCESS_SUBJECT
+
+
+class RejectedShare(_Strict):
+    """Alert when a destination sets aside more than ``max_percent`` of its group members."""
+
+    max_percent: Annotated[Decimal, Field(ge=0, le=100)]
+    action: Literal["warn", "fail"] = "warn"
+
+
+class AudienceChange(_Strict):
+    """Alert when the audience size moves by more than ``max_percent`` against the last
+    successful run (e.g. 50: below half or above one and a half times)."""
+
+    max_percent: Annotated[Decimal, Field(ge=0, le=10_000)]
+    action: Literal["warn", "fail"] = "warn"
+
+
+class Thresholds(_Strict):
+    """Checked after projection and before any export; "fail" stops the run unsent."""
+
+    rejected_share: RejectedShare | None = None
+    audience_change: AudienceChange | None = None
+
+    @property
+    def configured(self) -> bool:
+        """Whether any threshold is set."""
+        return self.rejected_share is not None or self.audience_change is not None
+
+
+class Alerts(_Strict):
+    """Notifications on the run's outcome and thresholds checked before anything is sent."""
+
+    email: EmailAlerts | None = None
+    thresholds: Thresholds = Thresholds()
+
+
 class Campaign(_Strict):
     """One campaign: audience, sub-audiences, treatment groups and destinations."""
 
@@ -385,6 +470,7 @@ class Campaign(_Strict):
     sub_audiences: list[SubAudience] = Field(min_length=1, max_length=MAX_SUB_AUDIENCES)
     remaining: Remaining | None = None
     destinations: dict[Label, Destination] = Field(default_factory=dict)
+    alerts: Alerts = Alerts()
 
     @field_validator("name")
     @classmethod
