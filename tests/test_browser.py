@@ -176,6 +176,7 @@ def test_browser_trigger_form_starts_a_run(real_airflow, ui, page):
     page.get_by_role("button", name="Trigger Dag").click()
     dialog = page.get_by_role("dialog")
     expect(dialog).to_be_visible()
+    _tick_dry_run(page, dialog)
     _shot(page, "trigger_form")
     dialog.get_by_role("button", name="Trigger", exact=True).click()
 
@@ -187,6 +188,29 @@ def test_browser_trigger_form_starts_a_run(real_airflow, ui, page):
     run = server.run(SAMPLE, run_id)
     # Waited for when the module ends; its delivery is the same as the scheduled run checked.
     assert run["run_type"] == "manual" and run["state"] in {"queued", "running", "success"}
+    assert run["conf"].get("dry_run") is True  # the form's "Dry run" switch reached the run
+
+
+def _tick_dry_run(page: Any, dialog: Any) -> None:
+    """Turn on the campaign's "Dry run" parameter in the trigger form."""
+    import re
+
+    label = re.compile(r"^\s*Dry run")
+    for locator in (
+        dialog.get_by_role("switch", name=label),
+        dialog.get_by_role("checkbox", name=label),
+        dialog.locator("label", has=page.get_by_text("Dry run", exact=True)),
+    ):
+        if locator.count():
+            # Chakra's switch keeps its input under the accordion's region, which takes the
+            # pointer: click the input itself, as a keyboard user's toggle would.
+            locator.first.evaluate("el => el.click()")
+            break
+    else:
+        raise AssertionError("no 'Dry run' field in the trigger form")
+    expect_checked = dialog.get_by_role("checkbox", name=label)
+    if expect_checked.count():
+        assert expect_checked.first.is_checked()
 
 
 def test_browser_invalid_campaign_shows_error(real_airflow, ui, page):
