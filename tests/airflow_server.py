@@ -293,6 +293,29 @@ USER, PASSWORD = "campaign_tester", "campaign-tester-password"
 
 
 @dataclass
+def ensure_pools(server: AirflowServer, doc: dict[str, Any] | str) -> dict[str, int]:
+    """Create a campaign document's missing pools through the REST API; returns every pool it
+    uses with its slots (nothing for a document that is not a valid campaign)."""
+    import yaml
+    from campaign_sync.pools import needed_pools
+    from campaign_sync.spec.model import Campaign
+    from pydantic import ValidationError
+
+    try:
+        data = yaml.safe_load(doc) if isinstance(doc, str) else doc
+        campaign = Campaign.model_validate(data)
+    except (ValidationError, yaml.YAMLError):
+        return {}  # a broken file: the dag-processor shows its error
+    slots = {}
+    for name, spec in needed_pools([campaign]).items():
+        found = server.api("GET", f"/pools/{name}", expect=None)
+        if not found or found.get("name") != name:
+            body = {"name": name, "slots": spec.slots, "description": spec.description}
+            found = server.api("POST", "/pools", json=body, expect=201)
+        slots[name] = found["slots"]
+    return slots
+
+
 class RealAirflow:
     """A running Airflow plus what its campaigns deliver to, for the scheduler tests.
 
@@ -313,28 +336,12 @@ class RealAirflow:
         """Write a campaign file into the folder the dag-processor reads, after creating the
         pools its platform exports run in (through the REST API, as ``campaign-sync pools``
         does in the metadata database): a missing pool would hold them unscheduled."""
-        if isinstance(doc, dict):
-            self.ensure_pools(doc)
+        ensure_pools(self.server, doc)
         return write_campaign(self.campaigns, name, doc)
 
-    def ensure_pools(self, doc: dict[str, Any]) -> dict[str, int]:
+    def ensure_pools(self, doc: dict[str, Any] | str) -> dict[str, int]:
         """Create the campaign's missing pools; returns every pool it uses with its slots."""
-        from campaign_sync.pools import needed_pools
-        from campaign_sync.spec.model import Campaign
-        from pydantic import ValidationError
-
-        try:
-            campaign = Campaign.model_validate(doc)
-        except ValidationError:
-            return {}  # a broken file: the dag-processor shows its error
-        slots = {}
-        for name, spec in needed_pools([campaign]).items():
-            found = self.server.api("GET", f"/pools/{name}", expect=None)
-            if not found or found.get("name") != name:
-                body = {"name": name, "slots": spec.slots, "description": spec.description}
-                found = self.server.api("POST", "/pools", json=body, expect=201)
-            slots[name] = found["slots"]
-        return slots
+        return ensure_pools(self.server, doc)
 
     def manifest(self, dag_id: str, run_id: str) -> dict[str, Any]:
         """A run's manifest, from the staging folder."""
@@ -436,7 +443,9 @@ class CeleryCluster:
     info: dict[str, Any]
 
     def add_campaign(self, name: str, doc: dict[str, Any] | str) -> Path:
-        """Write a campaign file into the folder the dag-processor reads."""
+        """Write a campaign file into the folder the dag-processor reads, after creating the
+        pools its platform exports run in."""
+        ensure_pools(self.server, doc)
         return write_campaign(self.campaigns, name, doc)
 
     def s3(self) -> Any:
