@@ -292,7 +292,6 @@ MUTABLE_ROWS = 2_000
 USER, PASSWORD = "campaign_tester", "campaign-tester-password"
 
 
-@dataclass
 def ensure_pools(server: AirflowServer, doc: dict[str, Any] | str) -> dict[str, int]:
     """Create a campaign document's missing pools through the REST API; returns every pool it
     uses with its slots (nothing for a document that is not a valid campaign)."""
@@ -316,6 +315,7 @@ def ensure_pools(server: AirflowServer, doc: dict[str, Any] | str) -> dict[str, 
     return slots
 
 
+@dataclass
 class RealAirflow:
     """A running Airflow plus what its campaigns deliver to, for the scheduler tests.
 
