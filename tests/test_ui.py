@@ -15,7 +15,7 @@ from typing import Any
 
 import airflow
 import requests
-from airflow_server import airflow_env, start_airflow
+from airflow_server import airflow_env, ensure_pools, start_airflow
 from helpers import write_campaign
 from storage_helpers import free_port
 
@@ -98,6 +98,7 @@ def test_make_ui_serves_from_a_plain_shell_and_sigterm_stops_every_process(tmp_p
         )
         server.username, server.password = "admin", json.loads(password_file.read_text())["admin"]
         assert server.api("GET", "/version")["version"] == airflow.__version__
+        ensure_pools(server, SLOW)  # the export's pool, as `campaign-sync pools` makes it
 
         commands = list(server.tree().values())
         for component in ("standalone", "scheduler", "api_server", "dag-processor", "triggerer"):
