@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from datetime import date
 from decimal import Decimal
 from urllib.parse import quote, quote_plus
@@ -178,6 +179,11 @@ def test_unfinished_jobs_fail_the_batch_and_the_rerun_completes(klaviyo, monkeyp
 
 def test_payload_bytes_are_measured_on_the_request_body(klaviyo, monkeypatch):
     small_batches(monkeypatch, KlaviyoHook, 10_000)
+    # A 5 MB body takes the fake seconds to check on a loaded machine: a short client timeout
+    # would resend it and count a third import.
+    conn = json.loads(os.environ["AIRFLOW_CONN_PLAT"])
+    conn["extra"]["timeout"] = 120
+    monkeypatch.setenv("AIRFLOW_CONN_PLAT", json.dumps(conn))
     note = "n" * 440
     data = [{"__customer_id": f"C{i:06d}", "email": f"u{i:05d}@example.com", "note": note}
             for i in range(10_000)]  # fmt: skip
