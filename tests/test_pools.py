@@ -91,6 +91,20 @@ def test_pools_cli_creates_missing_and_keeps_existing(airflow_db, campaigns_dir,
     assert Pool.get_pool(name).slots == 7 and "exists, 7 slots" in capsys.readouterr().out
 
 
+def test_pool_check_at_run_start_names_what_waits(campaigns_dir):
+    from campaign_sync import factory, listeners
+    from campaign_sync.plugin import CampaignSyncPlugin
+
+    assert listeners.TAG == factory.TAG and listeners in CampaignSyncPlugin.listeners
+    dag = build_dag(LoadedCampaign(campaigns_dir / "pooled.yaml", _campaign("pooled")))
+    pools = listeners.pools_of(dag)
+    assert "all__a.export_ads" in pools["campaign_sync__criteo_x"]
+    assert "all__a.export_files" in pools["default_pool"]
+    note = listeners.missing_pools_note({"p1": [f"g{i}.export_x" for i in range(7)]})
+    assert "`p1`: g0.export_x, g1.export_x" in note and "and 2 more" in note
+    assert "campaign-sync pools" in note
+
+
 # --- asset schedules ------------------------------------------------------------------------
 
 

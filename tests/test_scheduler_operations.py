@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from campaign_sync.layout import RunLayout
 from campaign_sync.pools import pool_name
+from campaign_sync.spec.ids import group_id_for
+from helpers import write_campaign
 
 
 def _campaign(name: str, groups: list[dict[str, Any]], destinations: dict[str, Any], **more: Any):
@@ -180,3 +183,37 @@ def test_scheduler_pool_keeps_two_campaigns_under_the_account_concurrency(real_a
             for g in manifest["sub_audiences"]["everyone"]["treatment_groups"].values()
         )
         assert sent > 0
+
+
+def test_scheduler_pool_missing_is_named_at_run_start(real_airflow):
+    """A run whose export pool does not exist says so in its note as it starts (the scheduler's
+    listener), waits with the export unscheduled, and finishes once the pool is created."""
+    server, attentive = real_airflow.server, real_airflow.fakes["attentive"]
+    pool = "sched_pool_not_created"
+    doc = _campaign(
+        "sched_pool_missing",
+        [{"name": "all", "percentage": 100, "destinations": ["sms"]}],
+        {"sms": {**ATTENTIVE, "pool": pool}},
+    )
+    assert server.api("GET", f"/pools/{pool}", expect=None).get("name") != pool
+    write_campaign(real_airflow.campaigns, doc["name"], doc)  # no pool created, unlike add_campaign
+    server.unpause(doc["name"])
+    run_id = server.trigger(doc["name"])
+    group = group_id_for("everyone", "all")
+    export = RunLayout.export_task_id(group, "sms")
+
+    def waiting() -> dict[str, Any] | None:
+        run = server.run(doc["name"], run_id)
+        tis = server.task_instances(doc["name"], run_id)
+        upstream_done = tis[RunLayout.project_task_id(group)]["state"] == "success"
+        return run if run.get("note") and upstream_done else None
+
+    run = server.wait_for("the missing-pool note", waiting, 120)
+    assert "campaign-sync: missing pools" in run["note"] and f"`{pool}`" in run["note"]
+    assert export in run["note"] and "campaign-sync pools" in run["note"]
+    sent_before = len(attentive.received)
+    assert server.task_instances(doc["name"], run_id)[export]["state"] in ("scheduled", None)
+    assert server.run(doc["name"], run_id)["state"] == "running"
+    server.api("POST", "/pools", json={"name": pool, "slots": 1}, expect=201)
+    assert server.wait_run(doc["name"], run_id)["state"] == "success"
+    assert len(attentive.received) > sent_before
