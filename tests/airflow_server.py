@@ -106,9 +106,17 @@ class AirflowServer:
     def api(self, method: str, path: str, *, expect: int | None = 200, **kwargs: Any) -> Any:
         """Call ``/api/v2{path}``; check the status (unless ``expect`` is None), return JSON."""
         headers = {"Authorization": f"Bearer {self.token()}", "Accept": "application/json"}
-        response = requests.request(
-            method, f"{self.url}/api/v2{path}", headers=headers, timeout=60, **kwargs
-        )
+        deadline = time.monotonic() + 60
+        while True:
+            response = requests.request(
+                method, f"{self.url}/api/v2{path}", headers=headers, timeout=60, **kwargs
+            )
+            # SQLite lets one writer at a time: a request that waited past its busy timeout
+            # behind the scheduler is rolled back and answered 500 "Database error". Ask again.
+            locked = response.status_code == 500 and "Database error" in response.text
+            if not locked or time.monotonic() > deadline:
+                break
+            time.sleep(1)
         if expect is not None:
             assert response.status_code == expect, (
                 f"{method} {path}: {response.status_code} {response.text[:2000]}"

@@ -205,3 +205,15 @@ def test_run_counts_readable_in_ui(two_runs):
     assert xcoms[("write_manifest", "_link_ManifestLink")] == Path(summary["manifest"]).as_uri()
     review = xcoms[("at_risk__treatment.export_review_files", "_link_OutputLink")]
     assert review == Path(group["destinations"]["review_files"]["location"]).as_uri()
+
+    # The run note the scheduler's listener writes from that return value: totals only.
+    from campaign_sync.manifest import run_note
+
+    note = run_note(summary)
+    exports = [d for g in summary["groups"].values() for d in g["destinations"].values()]
+    sent = sum(d["rows_sent"] for d in exports)
+    rejected = sum(sum(d["rejected_by_reason"].values()) for d in exports)
+    assert f"Audience {manifest['audience_size']:,} " in note
+    assert f"{sent:,} rows sent in {len(exports)} exports" in note
+    assert f", {rejected:,} rejected," in note and rejected > 0
+    assert "@" not in note.replace(summary["manifest"], "")  # no email address leaks in

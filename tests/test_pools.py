@@ -103,6 +103,13 @@ def test_pool_check_at_run_start_names_what_waits(campaigns_dir):
     note = listeners.missing_pools_note({"p1": [f"g{i}.export_x" for i in range(7)]})
     assert "`p1`: g0.export_x, g1.export_x" in note and "and 2 more" in note
     assert "campaign-sync pools" in note
+    # Sections: a person's note is kept, ours replaced; the whole fits Airflow's note column.
+    mine = listeners.with_section("by hand\n\nsecond para", listeners.NOTE_HEADING, note)
+    assert mine.startswith("by hand\n\nsecond para\n\n**campaign-sync: missing pools")
+    assert listeners.with_section(mine, listeners.NOTE_HEADING, None) == "by hand\n\nsecond para"
+    assert listeners.with_section(None, listeners.NOTE_HEADING, None) is None
+    long = listeners.with_section("x" * 900, "h", "**h** " + "y" * 300)
+    assert len(long) == listeners.NOTE_LIMIT and long.endswith("…")
 
 
 # --- asset schedules ------------------------------------------------------------------------

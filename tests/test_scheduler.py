@@ -128,12 +128,16 @@ def basic_run(airflow) -> str:
 
 def test_scheduler_triggered_run_succeeds(airflow, basic_run):
     server, criteo = airflow.server, airflow.fakes["criteo"]
-    assert server.run("sched_basic", basic_run)["state"] == "success"
+    run = server.run("sched_basic", basic_run)
+    assert run["state"] == "success"
     states = {t: ti["state"] for t, ti in server.task_instances("sched_basic", basic_run).items()}
     assert set(states.values()) == {"success"}, states
     assert len(states) == 6  # build_audience, 2 x project, criteo, s3, write_manifest
 
     manifest = airflow.manifest("sched_basic", basic_run)
+    # The run's own note carries its totals (the scheduler's listener, from write_manifest).
+    assert run["note"].startswith("**campaign-sync: run counts.**")
+    assert f"Audience {manifest['audience_size']:,} " in run["note"]
     sent = _destination(manifest, "treatment", "criteo")
     audience = _audience_id(criteo, "sched_basic")
     assert sent["rows_sent"] > 0 and sent["location"] == f"criteo:{audience}"

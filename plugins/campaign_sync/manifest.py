@@ -250,3 +250,25 @@ def summary_markdown(manifest: dict[str, Any], manifest_uri: str) -> str:
         f"Recipients: `{manifest['recipients_history']}`",
     ]
     return "\n".join(lines)
+
+
+RUN_NOTE_HEADING = "campaign-sync: run counts"
+
+
+def run_note(summary: dict[str, Any]) -> str:
+    """A run's totals for its note (counts only, no PII), from ``write_manifest``'s return
+    value; the per-group table is the task's rendered ``run_counts``."""
+    groups = summary["groups"].values()
+    destinations = [d for g in groups for d in g["destinations"].values()]
+    dry = sum(1 for d in destinations if d["dry_run"])
+    rejected = sum(sum(d["rejected_by_reason"].values()) for d in destinations)
+    cleared = sum(sum(d["values_cleared"].values()) for d in destinations)
+    controls = sum(g["members"] for g in groups if g["control"])
+    return (
+        f"**{RUN_NOTE_HEADING}.** Audience {summary['audience_size']:,} "
+        f"(unassigned {summary['unassigned']:,}, in control groups {controls:,}); "
+        f"{sum(d['rows_sent'] for d in destinations):,} rows sent in {len(destinations)} "
+        f"exports{f' ({dry} dry run)' if dry else ''}, {rejected:,} rejected, "
+        f"{cleared:,} values cleared. Per group and destination: the `write_manifest` task's "
+        f"Rendered Templates. Manifest: `{summary['manifest']}`"
+    )
