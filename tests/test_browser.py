@@ -167,6 +167,17 @@ def test_browser_finished_run_shows_counts(real_airflow, ui, page):
         shutil.copyfile(shot, REPO / "docs" / "ui-run-counts.png")
 
 
+def test_browser_run_page_shows_the_counts_note(real_airflow, ui, page):
+    from playwright.sync_api import expect
+
+    run_id = quote(ui["run_id"], safe="")
+    _open(page, f"{real_airflow.server.url}/dags/{SAMPLE}/runs/{run_id}")
+    expect(page.get_by_text("campaign-sync: run counts.").first).to_be_visible()
+    audience = f"Audience {ui['manifest']['audience_size']:,} "
+    expect(page.get_by_text(audience, exact=False).first).to_be_visible()
+    _shot(page, "run_note")
+
+
 def test_browser_trigger_form_starts_a_run(real_airflow, ui, page):
     from playwright.sync_api import expect
 
