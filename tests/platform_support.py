@@ -75,7 +75,11 @@ def stage_projected(plan: CampaignPlan, run_id: str, rows: list[dict[str, Any]])
 
 
 def run_export(
-    operator_class: type, plan: CampaignPlan, run_id: str, rows: list[dict[str, Any]]
+    operator_class: type,
+    plan: CampaignPlan,
+    run_id: str,
+    rows: list[dict[str, Any]],
+    **operator_args: Any,
 ) -> dict[str, Any]:
     """Stage ``rows`` for ``run_id`` and deliver them with ``operator_class``."""
     source = stage_projected(plan, run_id, rows)
@@ -87,6 +91,7 @@ def run_export(
         destination=DEST,
         conn_id=dest.conn_id,
         options=dest.options,
+        **operator_args,
     )
     context = {"run_id": run_id, "logical_date": datetime(2026, 11, 27, tzinfo=UTC)}
     return operator.deliver(source, context)

@@ -26,6 +26,7 @@ from campaign_sync.plan import build_plan
 from campaign_sync.platforms.audiences import paginate
 from campaign_sync.platforms.batches import iter_batches
 from campaign_sync.platforms.client import FIXES, PermanentPlatformError, PlatformError
+from campaign_sync.platforms.clock import SYSTEM
 from campaign_sync.projection.project import project_group
 from campaign_sync.spec.checks import check_campaign
 from campaign_sync.spec.model import Campaign
@@ -63,9 +64,11 @@ class Harness:
         fields["extra"] = {**fields.get("extra", {}), "timeout": 2, "max_attempts": 4, **extra}
         set_connection(self.monkeypatch, "plat", self.platform.dtype, **fields)
 
-    def export(self, run_id: str, data: list[dict], mode: str = "add") -> dict[str, Any]:
+    def export(
+        self, run_id: str, data: list[dict], mode: str = "add", **operator_args: Any
+    ) -> dict[str, Any]:
         plan = one_group_plan(self.platform.dtype, self.platform.attributes, {"sync_mode": mode})
-        return run_export(PlatformExportOperator, plan, run_id, data)
+        return run_export(PlatformExportOperator, plan, run_id, data, **operator_args)
 
     def data_requests(self) -> list:
         return [r for r in self.fake.requests if self.fake.is_data_request(r)]
@@ -200,6 +203,39 @@ def test_failed_batch_is_retried_alone_and_resumes_after_task_failure(harness):
     assert result["batches_resumed"] == 2 and result["batches"] == 3
     assert len(harness.fake.received_rows("add")) == 230  # no acknowledged row sent twice
     assert member_count(harness.fake) == 230
+
+
+def test_batches_in_flight_send_every_row_once_and_resume_what_was_not_acknowledged(harness):
+    """Several batches at once: every row once, never more requests at once than asked, and
+    when one batch fails the others in flight are still acknowledged, so the task's retry sends
+    exactly the batches that were not."""
+    in_flight = 3
+    data = rows(harness.platform, 500)  # 10 batches
+    marker = next(v for v in harness.platform.row(175).values() if isinstance(v, str))
+    original = harness.fake.route
+    failed = []
+
+    def failing_batch_4(request, fault):
+        if harness.fake.is_data_request(request) and marker.encode() in request.raw:
+            failed.append(request)
+            return Response(400, {"message": "refused"})
+        return original(request, fault)
+
+    harness.fake.route = failing_batch_4
+    harness.fake.slow_seconds = 0.05  # batches overlap
+    # Real time: the rate limiter must pace concurrent calls as the fake counts them.
+    harness.monkeypatch.setattr(AudienceHook, "clock", SYSTEM)
+    with pytest.raises(PlatformError):
+        harness.export("r1", data, in_flight=in_flight)
+    assert failed and 2 <= harness.fake.max_in_flight <= in_flight
+    first_try = len(harness.fake.received_rows("add"))
+    assert 150 <= first_try <= 300 and first_try % BATCH == 0  # batch 4 and after: not all
+    harness.fake.route = original
+    result = harness.export("r1", data, in_flight=in_flight)  # the task's retry
+    assert result["batches_resumed"] == first_try // BATCH
+    assert result["batches"] == 10 - first_try // BATCH
+    assert len(harness.fake.received_rows("add")) == 500 and sent_twice(harness.fake) == 0
+    assert member_count(harness.fake) == 500 and harness.fake.contract_errors == []
 
 
 @pytest.mark.parametrize("fault", ["throttle", "throttle_no_retry_after", "server_error", "reset"])

@@ -44,6 +44,13 @@ def test_pool_shared_limits_stay_under_the_account():
             assert window == same and calls >= 1
             assert calls * slots <= total or calls == 1
     assert shared_limits([(10, 1.0)], 1) == [(10, 1.0)]
+    # An export holding k of the slots (k batches in flight) gets k shares, never more than all.
+    assert shared_limits([(250, 60.0)], 5, taken=4) == [(200, 60.0)]
+    assert shared_limits([(250, 60.0)], 2, taken=4) == [(250, 60.0)]
+    for slots in range(1, 9):
+        for taken in range(1, slots + 1):
+            exports = slots // taken  # as many as the pool runs at once
+            assert exports * shared_limits([(100, 1.0)], slots, taken)[0][0] <= 100
 
 
 def test_pool_per_connection_with_declared_concurrency():
@@ -59,15 +66,23 @@ def test_pool_per_connection_with_declared_concurrency():
     pools = needed_pools([_campaign("c"), _campaign("d", concurrency=3)])
     assert {n: p.slots for n, p in pools.items()} == {"campaign_sync__criteo_x": 3}
     assert REGISTRY["facebook_ads"].capabilities.concurrency == 1
+    # An export keeps the platform's in_flight batches at once, at most the pool's slots.
+    assert spec.in_flight == min(caps.in_flight, caps.concurrency) and own.in_flight == min(
+        caps.in_flight, 5
+    )
+    assert pool_of(_campaign("c", concurrency=1).destinations["ads"]).in_flight == 1
 
 
 def test_pool_exports_run_in_the_pool_with_their_share(campaigns_dir):
     campaign = _campaign("pooled", concurrency=5)
     dag = build_dag(LoadedCampaign(campaigns_dir / "pooled.yaml", campaign))
     export = dag.get_task("all__a.export_ads")
+    in_flight = REGISTRY["criteo"].capabilities.in_flight
     assert export.pool == "campaign_sync__criteo_x" and export.limit_share == 5
+    assert export.in_flight == export.pool_slots == in_flight < 5
     hook = export._hook("criteo")
-    assert hook.rate_limits == [(50, 60.0)]  # Criteo's 250/min shared by 5
+    # Criteo's 250/min: this export holds in_flight of the 5 slots, so that share of the rate.
+    assert hook.rate_limits == [(250 * in_flight // 5, 60.0)]
     assert dag.get_task("all__a.export_files").pool == "default_pool"
     assert [a.uri for a in export.outlets] == ["campaign-sync://pooled/ads"]
 
@@ -89,6 +104,9 @@ def test_pools_cli_creates_missing_and_keeps_existing(airflow_db, campaigns_dir,
     Pool.create_or_update_pool(name, slots=7, description="changed", include_deferred=False)
     assert cli.main(["pools"]) == 0 and cli.main(["pools", "--check"]) == 0
     assert Pool.get_pool(name).slots == 7 and "exists, 7 slots" in capsys.readouterr().out
+    Pool.create_or_update_pool(name, slots=1, description="shrunk", include_deferred=False)
+    assert cli.main(["pools", "--check"]) == 1  # Criteo's exports take 2 slots each
+    assert f"pool {name} has 1 slots; its exports take 2 each" in capsys.readouterr().err
 
 
 def test_pool_check_at_run_start_names_what_waits(campaigns_dir):
@@ -97,15 +115,23 @@ def test_pool_check_at_run_start_names_what_waits(campaigns_dir):
 
     assert listeners.TAG == factory.TAG and listeners in CampaignSyncPlugin.listeners
     dag = build_dag(LoadedCampaign(campaigns_dir / "pooled.yaml", _campaign("pooled")))
-    pools = listeners.pools_of(dag)
-    assert "all__a.export_ads" in pools["campaign_sync__criteo_x"]
-    assert "all__a.export_files" in pools["default_pool"]
-    note = listeners.missing_pools_note({"p1": [f"g{i}.export_x" for i in range(7)]})
-    assert "`p1`: g0.export_x, g1.export_x" in note and "and 2 more" in note
+    needs = listeners.pool_needs(dag)
+    in_flight = pool_of(_campaign("pooled").destinations["ads"]).in_flight
+    assert in_flight == 2  # Criteo: 4 batches at once, but the pool's default slots are 2
+    assert ("all__a.export_ads", in_flight) in needs["campaign_sync__criteo_x"]
+    assert ("all__a.export_files", 1) in needs["default_pool"]
+    enough = {"campaign_sync__criteo_x": in_flight, "default_pool": 128}
+    assert listeners.pools_note(needs, enough) is None
+    small = listeners.pools_note(needs, {**enough, "campaign_sync__criteo_x": in_flight - 1})
+    assert f"`campaign_sync__criteo_x` has {in_flight - 1} slots, fewer than" in small
+    assert "all__a.export_ads, all__b.export_ads" in small and "default_pool" not in small
+    missing = {"p1": [(f"g{i}.export_x", 1) for i in range(7)]}
+    note = listeners.pools_note(missing, {})
+    assert "`p1` does not exist: g0.export_x, g1.export_x" in note and "and 2 more" in note
     assert "campaign-sync pools" in note
     # Sections: a person's note is kept, ours replaced; the whole fits Airflow's note column.
     mine = listeners.with_section("by hand\n\nsecond para", listeners.NOTE_HEADING, note)
-    assert mine.startswith("by hand\n\nsecond para\n\n**campaign-sync: missing pools")
+    assert mine.startswith("by hand\n\nsecond para\n\n**campaign-sync: pools.**")
     assert listeners.with_section(mine, listeners.NOTE_HEADING, None) == "by hand\n\nsecond para"
     assert listeners.with_section(None, listeners.NOTE_HEADING, None) is None
     long = listeners.with_section("x" * 900, "h", "**h** " + "y" * 300)

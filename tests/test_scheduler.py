@@ -69,6 +69,10 @@ RETRY = _campaign(
             "type": "tiktok_ads",
             "conn_id": "sched_tiktok_ads",
             "attributes": {"email": "EMAIL", "phone": "PHONE"},
+            # One batch at a time, in a pool of its own: the faults below are injected into the
+            # next requests in order.
+            "concurrency": 1,
+            "pool": "sched_retry_tiktok",
         }
     },
     retries={"count": 1, "delay_seconds": 1, "exponential_backoff": False},

@@ -209,7 +209,7 @@ def test_scheduler_pool_missing_is_named_at_run_start(real_airflow):
         return run if run.get("note") and upstream_done else None
 
     run = server.wait_for("the missing-pool note", waiting, 120)
-    assert "campaign-sync: missing pools" in run["note"] and f"`{pool}`" in run["note"]
+    assert "campaign-sync: pools." in run["note"] and f"`{pool}` does not exist" in run["note"]
     assert export in run["note"] and "campaign-sync pools" in run["note"]
     sent_before = len(attentive.received)
     assert server.task_instances(doc["name"], run_id)[export]["state"] in ("scheduled", None)
@@ -219,4 +219,5 @@ def test_scheduler_pool_missing_is_named_at_run_start(real_airflow):
     assert run["state"] == "success"
     assert len(attentive.received) > sent_before
     # Past the wait, the note gives the run's counts instead.
-    assert "missing pools" not in run["note"] and "campaign-sync: run counts" in run["note"]
+    assert "campaign-sync: pools." not in run["note"]
+    assert "campaign-sync: run counts" in run["note"]

@@ -248,7 +248,15 @@ def _pools(args: argparse.Namespace) -> int:
     missing = [n for n, (state, _) in report.items() if state == "MISSING"]
     if missing:
         print(f"missing pools: {', '.join(missing)}; run campaign-sync pools", file=sys.stderr)
-    return 1 if missing else 0
+    # An export takes in_flight slots: a pool with fewer would never schedule it.
+    small = [n for n, (state, slots) in report.items() if slots < needed[n].in_flight]
+    for name in small:
+        print(
+            f"pool {name} has {report[name][1]} slots; its exports take "
+            f"{needed[name].in_flight} each: raise its slots (airflow pools set)",
+            file=sys.stderr,
+        )
+    return 1 if missing or small else 0
 
 
 def _days(value: str) -> int:

@@ -112,7 +112,9 @@ def _export_extras(plan: CampaignPlan, name: str) -> dict[str, Any]:
     pool = pool_of(dest)
     if pool is not None:
         extras["pool"] = pool.name
+        extras["pool_slots"] = pool.in_flight
         extras["limit_share"] = pool.slots
+        extras["in_flight"] = pool.in_flight
     return extras
 
 

@@ -2,12 +2,12 @@
 and the run's counts in its note at the end.
 
 An Airflow 3 task has no database access and the Task SDK offers no pool lookup, so a task
-cannot tell that its pool is missing: the scheduler just leaves it unscheduled, logging
-"Tasks using non-existent pool". The scheduler calls ``on_dag_run_running`` when a run starts,
-inside its own database session; there the campaign's pools are looked up, and each missing one
-is named in the run's note (shown on the run's page and by the REST API) and in the scheduler's
-log, with the command that creates it. The run is left to wait: it continues once the pool
-exists.
+cannot tell that its pool is missing or too small for it: the scheduler just leaves it
+unscheduled, logging "Tasks using non-existent pool" (or that it needs more slots than the pool
+has). The scheduler calls ``on_dag_run_running`` when a run starts, inside its own database
+session; there the campaign's pools are looked up, and each one that cannot run its tasks is
+named in the run's note (shown on the run's page and by the REST API) and in the scheduler's
+log, with what to do. The run is left to wait: it continues once the pool can run them.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TAG = "campaign-sync"  # factory.TAG, not imported: this module loads in the scheduler
-NOTE_HEADING = "campaign-sync: missing pools"
+NOTE_HEADING = "campaign-sync: pools"
 WRITE_MANIFEST = "write_manifest"  # RunLayout.WRITE_MANIFEST
 NOTE_LIMIT = 1000  # characters Airflow's dag_run_note column holds
 
@@ -42,31 +42,44 @@ def _campaign_run(dag_run: DagRun) -> bool:
     return dag is not None and TAG in (dag.tags or ())
 
 
-def missing_pools_note(missing: dict[str, list[str]]) -> str:
-    """The run note naming each missing pool, the tasks waiting on it and how to create it."""
-    lines = [f"**{NOTE_HEADING}.** These tasks wait, unscheduled, until their pool exists:"]
-    for pool, tasks in sorted(missing.items()):
-        shown = ", ".join(sorted(tasks)[:5]) + (
-            f" and {len(tasks) - 5} more" if len(tasks) > 5 else ""
-        )
-        lines.append(f"- pool `{pool}`: {shown}")
-    lines.append(
-        "Create the pools with `campaign-sync pools` (or Admin → Pools); the run then continues."
+def pools_note(needs: dict[str, list[tuple[str, int]]], slots: dict[str, int]) -> str | None:
+    """The run note naming each pool that cannot run its tasks (missing, or with fewer slots
+    than a task takes) and what to do; None when every pool can."""
+    lines = []
+    for pool, tasks in sorted(needs.items()):
+        if pool in slots:
+            tasks = [(t, n) for t, n in tasks if n > slots[pool]]
+            if not tasks:
+                continue
+            problem = f"has {slots[pool]} slots, fewer than these tasks take ({tasks[0][1]})"
+        else:
+            problem = "does not exist"
+        names = sorted(t for t, _ in tasks)
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        lines.append(f"- pool `{pool}` {problem}: {shown}")
+    if not lines:
+        return None
+    return "\n".join(
+        [
+            f"**{NOTE_HEADING}.** These tasks wait, unscheduled, until their pool can run them:",
+            *lines,
+            "Create missing pools with `campaign-sync pools`, or set a pool's slots to at least "
+            "what its tasks take (Admin → Pools); the run then continues.",
+        ]
     )
-    return "\n".join(lines)
 
 
-def pools_of(dag: Any) -> dict[str, list[str]]:
-    """The pools a DAG's tasks run in, with the tasks in each."""
-    found: dict[str, list[str]] = {}
+def pool_needs(dag: Any) -> dict[str, list[tuple[str, int]]]:
+    """The pools a DAG's tasks run in, with each task and the slots it takes."""
+    found: dict[str, list[tuple[str, int]]] = {}
     for task in dag.tasks:
-        found.setdefault(task.pool, []).append(task.task_id)
+        found.setdefault(task.pool, []).append((task.task_id, task.pool_slots))
     return found
 
 
 @hookimpl
 def on_dag_run_running(dag_run: DagRun, msg: str) -> None:
-    """At a campaign run's start, name the pools its tasks need that do not exist."""
+    """At a campaign run's start, name the pools that cannot run its tasks."""
     if msg != "started" or not _campaign_run(dag_run):
         return
     from airflow.models.pool import Pool
@@ -76,19 +89,18 @@ def on_dag_run_running(dag_run: DagRun, msg: str) -> None:
     session = object_session(dag_run)
     if session is None:
         return
-    needed = pools_of(dag_run.dag)
-    existing = set(session.scalars(select(Pool.pool).where(Pool.pool.in_(list(needed)))))
-    missing = {pool: tasks for pool, tasks in needed.items() if pool not in existing}
-    if not missing:
+    needs = pool_needs(dag_run.dag)
+    rows = session.execute(select(Pool.pool, Pool.slots).where(Pool.pool.in_(list(needs))))
+    note = pools_note(needs, {name: slots for name, slots in rows})
+    if note is None:
         return
     log.warning(
-        "campaign-sync: run %s of %s waits on missing pools %s; create them with "
-        "`campaign-sync pools`",
+        "campaign-sync: run %s of %s waits on pools that cannot run its tasks (see the run's "
+        "note); create them with `campaign-sync pools`",
         dag_run.run_id,
         dag_run.dag_id,
-        ", ".join(sorted(missing)),
     )
-    dag_run.note = with_section(dag_run.note, NOTE_HEADING, missing_pools_note(missing))
+    dag_run.note = with_section(dag_run.note, NOTE_HEADING, note)
 
 
 @hookimpl

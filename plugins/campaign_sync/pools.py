@@ -1,10 +1,12 @@
 """Airflow pools that share a platform account's limits among parallel exports.
 
 Every platform export runs in its connection's pool (``campaign_sync__<conn_id>`` unless the
-destination names one), so at most ``slots`` exports use one account at a time, whatever the
-campaigns. Each export's rate limiter gets the account's rate divided by those slots: together
-they stay under the account's limit. The slots are the destination's ``concurrency`` or the
-platform's declared ``Capabilities.concurrency``.
+destination names one). The pool's slots are the requests in flight at once on the account,
+whatever the campaigns: an export sending ``k`` batches at once takes ``k`` slots
+(``pool_slots``), and its rate limiter gets ``k / slots`` of the account's rate, so together the
+exports stay under the account's limits. The slots are the destination's ``concurrency`` or the
+platform's declared ``Capabilities.concurrency``; ``k`` is the platform's ``in_flight``, at most
+the slots.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ PREFIX = "campaign_sync__"
 
 @dataclass(frozen=True)
 class PoolSpec:
-    """A pool the campaigns need: its name, slots and what uses it."""
+    """A pool the campaigns need: its name, slots and what uses it; ``in_flight`` is how many
+    of its slots (batches at once) one export of the destination takes."""
 
     name: str
     slots: int
     description: str
+    in_flight: int = 1
 
 
 def pool_name(conn_id: str) -> str:
@@ -47,15 +51,21 @@ def pool_of(dest: Destination) -> PoolSpec | None:
     return PoolSpec(
         dest.pool or pool_name(conn_id),
         slots,
-        f"campaign-sync: exports on connection {conn_id} ({dest.type}); {slots} at once "
-        f"({'destination concurrency' if dest.concurrency else caps.concurrency_source})"[:500],
+        f"campaign-sync: requests on connection {conn_id} ({dest.type}); {slots} in flight at "
+        f"once ({'destination concurrency' if dest.concurrency else caps.concurrency_source})"[
+            :500
+        ],
+        in_flight=min(caps.in_flight, slots),
     )
 
 
-def shared_limits(limits: list[tuple[int, float]], slots: int) -> list[tuple[int, float]]:
-    """One export's share of an account's limits when ``slots`` exports run at once: each
-    limit divided by the slots, rounded down, never below one call per window."""
-    return [(max(1, calls // max(1, slots)), window) for calls, window in limits]
+def shared_limits(
+    limits: list[tuple[int, float]], slots: int, taken: int = 1
+) -> list[tuple[int, float]]:
+    """One export's share of an account's limits when it holds ``taken`` of the pool's
+    ``slots``: each limit times taken / slots, rounded down, never below one call per window."""
+    share = min(max(1, taken), max(1, slots))
+    return [(max(1, calls * share // max(1, slots)), window) for calls, window in limits]
 
 
 def needed_pools(campaigns: list[Campaign]) -> dict[str, PoolSpec]:

@@ -50,13 +50,20 @@ class PlatformExportOperator(ExportOperator):
     """
 
     def __init__(
-        self, *, hook_class: type | None = None, limit_share: int = 1, **kwargs: Any
+        self,
+        *,
+        hook_class: type | None = None,
+        limit_share: int = 1,
+        in_flight: int = 1,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.hook_class = hook_class
-        # Exports that may run at once on this account (its pool's slots): this task keeps to
-        # its share of the account's rate, so together they stay under it.
+        # Requests that may be in flight at once on this account (its pool's slots): this task
+        # holds ``in_flight`` of them and keeps to that share of the account's rate, so
+        # together the exports stay under it.
         self.limit_share = limit_share
+        self.in_flight = in_flight
 
     def _hook(self, dest_type: str) -> Any:
         hook_class = self.hook_class
@@ -68,7 +75,7 @@ class PlatformExportOperator(ExportOperator):
             hook_class = import_string(path)
         hook = hook_class(self.conn_id)
         if self.limit_share > 1:
-            hook.rate_limits = shared_limits(hook.rate_limits, self.limit_share)
+            hook.rate_limits = shared_limits(hook.rate_limits, self.limit_share, self.in_flight)
         return hook
 
     def deliver(self, source: Path, context: Any) -> dict[str, Any]:
@@ -76,6 +83,7 @@ class PlatformExportOperator(ExportOperator):
         from campaign_sync.hooks.audience import ReplaceStep
         from campaign_sync.platforms.batches import iter_batches
         from campaign_sync.platforms.checkpoint import Checkpoint
+        from campaign_sync.platforms.sender import BatchSender
         from campaign_sync.platforms.sync import DeliveryLog, plan_sync
 
         dest = self.plan.campaign.destinations[self.destination]
@@ -98,17 +106,8 @@ class PlatformExportOperator(ExportOperator):
             audience_id = hook.ensure_audience(name)
             checkpoint.put("audience_id", audience_id)
 
-        stats = {"batches": 0, "batches_resumed": 0, "platform_invalid": 0}
-
-        def send(step: str, call: Any) -> None:
-            if checkpoint.done(step):
-                stats["batches_resumed"] += 1
-                stats["platform_invalid"] += checkpoint.result(step).get("invalid", 0)
-                return
-            result = call()
-            checkpoint.ack(step, {"received": result.received, "invalid": result.invalid})
-            stats["batches"] += 1
-            stats["platform_invalid"] += result.invalid
+        sender = BatchSender(checkpoint, in_flight=self.in_flight)
+        send, send_all, stats = sender.send, sender.send_all, sender.stats
 
         with tempfile.TemporaryDirectory(prefix="campaign_sync_sync_") as tmp:
             baseline = None
@@ -127,8 +126,10 @@ class PlatformExportOperator(ExportOperator):
                 )
             batches = dict(max_rows=caps.max_batch_rows, max_bytes=caps.max_batch_bytes)
             if plan.removes is not None:
-                for number, rows in iter_batches(plan.removes, **batches):
-                    send(f"remove:{number}", lambda r=rows: hook.remove(audience_id, r))
+                send_all(
+                    (f"remove:{number}", lambda r=rows: hook.remove(audience_id, r))
+                    for number, rows in iter_batches(plan.removes, **batches)
+                )
             if mode == "replace" and caps.replace == "session":
                 if plan.added == 0:
                     # A replace session cannot be empty: the audience keeps its old members.
@@ -146,8 +147,10 @@ class PlatformExportOperator(ExportOperator):
             else:
                 if mode == "replace":
                     send("clear", lambda: self._cleared(hook, audience_id))
-                for number, rows in iter_batches(plan.adds, **batches):
-                    send(f"add:{number}", lambda r=rows: hook.add(audience_id, r))
+                send_all(
+                    (f"add:{number}", lambda r=rows: hook.add(audience_id, r))
+                    for number, rows in iter_batches(plan.adds, **batches)
+                )
         deliveries.record(layout.run_id)
         self.log.info(
             "%s -> %s (%s, %s mode): %d added, %d removed, %d batches sent, %d resumed, "

@@ -14,6 +14,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -196,17 +197,20 @@ class ClientCredentialsAuth(Auth):
         }
         self._token: str | None = None
         self._expires = 0.0
+        # Batches in flight share the token: one of them fetches it, the others wait for it.
+        self._lock = threading.Lock()
 
     def headers(self, client: PlatformClient) -> dict[str, str]:
         """A current bearer token."""
-        if self._token is None or client.clock.monotonic() >= self._expires:
-            body = client.request(
-                "POST", self.token_path, data=self._form, authenticate=False, what="token"
-            ).json()
-            # Renew a minute early: a token that expires mid-batch costs a failed call.
-            self._expires = client.clock.monotonic() + float(body.get("expires_in", 900)) - 60
-            self._token = str(body["access_token"])
-        return {"Authorization": f"Bearer {self._token}"}
+        with self._lock:
+            if self._token is None or client.clock.monotonic() >= self._expires:
+                body = client.request(
+                    "POST", self.token_path, data=self._form, authenticate=False, what="token"
+                ).json()
+                # Renew a minute early: a token that expires mid-batch costs a failed call.
+                self._expires = client.clock.monotonic() + float(body.get("expires_in", 900)) - 60
+                self._token = str(body["access_token"])
+            return {"Authorization": f"Bearer {self._token}"}
 
     def renew(self, client: PlatformClient) -> bool:
         """Forget the token: the next call fetches a new one."""
@@ -247,6 +251,11 @@ class PlatformClient:
         self.timeout = timeout
         self.clock = clock
         self.stats = {"requests": 0, "retries": 0, "throttled": 0}
+        self._stats_lock = threading.Lock()  # batches in flight count from several threads
+
+    def _count(self, stat: str) -> None:
+        with self._stats_lock:
+            self.stats[stat] += 1
 
     def request(
         self,
@@ -274,7 +283,7 @@ class PlatformClient:
         attempt = 0
         while attempt < attempts:
             self.limiter.acquire()
-            self.stats["requests"] += 1
+            self._count("requests")
             headers = {**(self.auth.headers(self) if authenticate else {}), **extra_headers}
             try:
                 response = self.session.request(method, url, headers=headers, **kwargs)
@@ -299,7 +308,7 @@ class PlatformClient:
             attempt += 1
             if attempt >= attempts:
                 break
-            self.stats["retries"] += 1
+            self._count("retries")
             wait = self._wait(outcome, attempt - 1, throttled_in_a_row, label)
             throttled_in_a_row = throttled_in_a_row + 1 if outcome.throttled else 0
             log.warning(
@@ -325,7 +334,7 @@ class PlatformClient:
                 retryable=True,
             )
         # The platform named the wait: hold every call of this hook until then.
-        self.stats["throttled"] += 1
+        self._count("throttled")
         wait = outcome.wait + random.uniform(0, 0.25)
         self.limiter.pause_for(wait)
         return wait

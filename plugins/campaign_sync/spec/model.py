@@ -353,9 +353,9 @@ class Destination(_Strict):
         default=None,
         ge=1,
         le=128,
-        description="Exports that may run at once on this account: the pool's slots, and the "
-        "divisor of the account's rate for each export. Default: the platform's declared "
-        "concurrency.",
+        description="Requests that may be in flight at once on this account: the pool's "
+        "slots. An export sending k batches at once takes k slots and k / slots of the "
+        "account's rate. Default: the platform's declared concurrency.",
     )
 
     @field_validator("attributes")
