@@ -88,6 +88,7 @@ def main() -> None:
     from campaign_sync.destinations import REGISTRY
     from campaign_sync.operators.audience_export import PlatformExportOperator
     from campaign_sync.platforms.batches import iter_batches  # noqa: F401 - same import as export
+    from campaign_sync.pools import pool_of
     from platform_support import DEST, one_group_plan, run_export
     from platform_table import BY_TYPE, rows
 
@@ -106,8 +107,18 @@ def main() -> None:
     caps = hook_class.capabilities
     plan = one_group_plan(dtype, platform.attributes)
     data = rows(platform, n_rows)
+    # As the factory builds the task: the batches in flight and rate share of its pool.
+    pool = pool_of(plan.campaign.destinations[DEST])
+    assert pool is not None
     t0 = time.perf_counter()
-    result = run_export(PlatformExportOperator, plan, "bench_export", data)
+    result = run_export(
+        PlatformExportOperator,
+        plan,
+        "bench_export",
+        data,
+        in_flight=pool.in_flight,
+        limit_share=pool.slots,
+    )
     elapsed = time.perf_counter() - t0
     fake.wait_idle()
     natural = getattr(fake, "natural_throttles", 0)
@@ -124,6 +135,7 @@ def main() -> None:
                 "seconds": elapsed,
                 "limits": PUBLISHED_LIMITS[dtype],
                 "hook_limits": hook_class.rate_limits,
+                "in_flight": pool.in_flight,
                 "http_429": fake.limit_429s + natural + fake.throttled,
                 "received_rows": len(fake.received_rows("add")),
                 "dest": DEST,

@@ -45,8 +45,9 @@ def test_pool_shared_limits_stay_under_the_account():
             assert calls * slots <= total or calls == 1
     assert shared_limits([(10, 1.0)], 1) == [(10, 1.0)]
     # An export holding k of the slots (k batches in flight) gets k shares, never more than all.
-    assert shared_limits([(250, 60.0)], 5, taken=4) == [(200, 60.0)]
-    assert shared_limits([(250, 60.0)], 2, taken=4) == [(250, 60.0)]
+    # Less one call per window for each other batch in flight (arrivals can bunch).
+    assert shared_limits([(250, 60.0)], 5, taken=4) == [(197, 60.0)]
+    assert shared_limits([(10, 1.0)], 2, taken=4) == [(9, 1.0)]
     for slots in range(1, 9):
         for taken in range(1, slots + 1):
             exports = slots // taken  # as many as the pool runs at once
@@ -82,7 +83,7 @@ def test_pool_exports_run_in_the_pool_with_their_share(campaigns_dir):
     assert export.in_flight == export.pool_slots == in_flight < 5
     hook = export._hook("criteo")
     # Criteo's 250/min: this export holds in_flight of the 5 slots, so that share of the rate.
-    assert hook.rate_limits == [(250 * in_flight // 5, 60.0)]
+    assert hook.rate_limits == [(250 * in_flight // 5 - (in_flight - 1), 60.0)]
     assert dag.get_task("all__a.export_files").pool == "default_pool"
     assert [a.uri for a in export.outlets] == ["campaign-sync://pooled/ads"]
 

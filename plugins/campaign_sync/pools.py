@@ -63,9 +63,17 @@ def shared_limits(
     limits: list[tuple[int, float]], slots: int, taken: int = 1
 ) -> list[tuple[int, float]]:
     """One export's share of an account's limits when it holds ``taken`` of the pool's
-    ``slots``: each limit times taken / slots, rounded down, never below one call per window."""
+    ``slots``: each limit times taken / slots, rounded down, less ``taken - 1``, never below one
+    call per window.
+
+    The ``taken - 1`` margin is for batches in flight: the limiter paces the calls as they
+    leave, the platform counts them as they arrive, and a call held up on its way (the GIL, a
+    slow connection) can land in the same window as up to ``taken - 1`` later ones.
+    """
     share = min(max(1, taken), max(1, slots))
-    return [(max(1, calls * share // max(1, slots)), window) for calls, window in limits]
+    return [
+        (max(1, calls * share // max(1, slots) - (share - 1)), window) for calls, window in limits
+    ]
 
 
 def needed_pools(campaigns: list[Campaign]) -> dict[str, PoolSpec]:

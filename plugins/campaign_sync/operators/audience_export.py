@@ -74,7 +74,7 @@ class PlatformExportOperator(ExportOperator):
             assert path is not None, "platform destination types name their hook"
             hook_class = import_string(path)
         hook = hook_class(self.conn_id)
-        if self.limit_share > 1:
+        if self.limit_share > 1 or self.in_flight > 1:
             hook.rate_limits = shared_limits(hook.rate_limits, self.limit_share, self.in_flight)
         return hook
 
