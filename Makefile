@@ -127,7 +127,7 @@ format: install
 
 test: install test-servers lint
 	$(BIN)/campaign-sync schema --check
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=30
 
 schema: install
 	$(BIN)/campaign-sync schema
