@@ -3,6 +3,7 @@ applied at run time, recorded in the manifest. Runs go through Airflow's ``dag.t
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 import duckdb
 import pytest
+from airflow.sdk.exceptions import ParamValidationError
 from campaign_sync.audience.build import sample_sql
 from campaign_sync.factory import build_dag
 from campaign_sync.manifest import build_manifest, summary_lines
@@ -91,6 +93,15 @@ def test_params_in_the_trigger_form():
     assert all(dag.params.get_param(n).description for n in form)
     # Skipped exports still lead to the manifest.
     assert dag.get_task("write_manifest").trigger_rule == "none_failed"
+    # Every task holds the DAG's params as Airflow merges them (one shared copy, source "dag").
+    for task in dag.tasks:
+        assert task.params.dump() == form and task.params is not dag.params
+        assert {task.params.get_param(n).source for n in form} == {"dag"}
+    assert len({id(task.params) for task in dag.tasks}) == 1
+    # A bad value is still refused against the DAG's schemas.
+    dag.params.validate()
+    with pytest.raises(ParamValidationError):
+        copy.deepcopy(dag.params)["sample_size"] = -1
 
 
 # --- the sample ---------------------------------------------------------------------------

@@ -85,7 +85,7 @@ def test_pool_exports_run_in_the_pool_with_their_share(campaigns_dir):
     # Criteo's 250/min: this export holds in_flight of the 5 slots, so that share of the rate.
     assert hook.rate_limits == [(250 * in_flight // 5 - (in_flight - 1), 60.0)]
     assert dag.get_task("all__a.export_files").pool == "default_pool"
-    assert [a.uri for a in export.outlets] == ["campaign-sync://pooled/ads"]
+    assert [a.uri for a in export.outlets] == ["x-campaign-sync://pooled/ads"]
 
 
 def test_pools_cli_creates_missing_and_keeps_existing(airflow_db, campaigns_dir, capsys):

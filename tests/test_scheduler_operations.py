@@ -39,7 +39,7 @@ PARAMS = _campaign(
     [{"name": "all", "percentage": 100, "destinations": ["criteo", "tiktok"]}],
     {"criteo": CRITEO, "tiktok": TIKTOK},
 )
-SOURCE_ASSET = "warehouse://sample/merged_customers"
+SOURCE_ASSET = "x-warehouse://sample/merged_customers"
 ASSET = _campaign(
     "sched_asset",
     [{"name": "all", "percentage": 100, "destinations": ["review"]}],
@@ -134,7 +134,7 @@ def test_scheduler_asset_event_starts_the_campaign(real_airflow):
     server.unpause("sched_asset")
 
     def source_asset() -> dict[str, Any] | None:
-        found = server.api("GET", "/assets", params={"uri_pattern": "warehouse://sample"})
+        found = server.api("GET", "/assets", params={"uri_pattern": "x-warehouse://sample"})
         return next((a for a in found["assets"] if a["uri"] == SOURCE_ASSET), None)
 
     asset = server.wait_for("the source asset to be registered", source_asset, 120)
@@ -150,7 +150,7 @@ def test_scheduler_asset_event_starts_the_campaign(real_airflow):
     # The export announced its delivery on its own asset, for downstream DAGs.
     events = server.api("GET", "/assets/events", params={"source_dag_id": "sched_asset"})
     (event,) = [e for e in events["asset_events"] if e["source_run_id"] == run["dag_run_id"]]
-    assert event["uri"] == "campaign-sync://sched_asset/review"
+    assert event["uri"] == "x-campaign-sync://sched_asset/review"
     assert event["extra"]["rows_sent"] > 0 and event["extra"]["dry_run"] is False
 
 

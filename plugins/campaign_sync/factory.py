@@ -7,7 +7,9 @@ only its file is validated when the others' names show they cannot claim its id.
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import json
 import logging
 import re
 from datetime import UTC, datetime, timedelta
@@ -96,7 +98,7 @@ def asset_schedule(schedule: Schedule, timetable: Any | None) -> Any:
 
 def delivery_asset_uri(dag_id: str, destination: str) -> str:
     """URI of the asset a campaign's exports to ``destination`` update (one per destination)."""
-    return f"campaign-sync://{dag_id}/{slug(destination)}"
+    return f"x-campaign-sync://{dag_id}/{slug(destination)}"
 
 
 def _export_extras(plan: CampaignPlan, name: str) -> dict[str, Any]:
@@ -151,7 +153,8 @@ def build_dag(loaded: LoadedCampaign) -> DAG:
             default_args=_default_args(campaign),
             # A campaign's runs must not overlap: each one reads the recipients of the last.
             max_active_runs=1,
-            params=dag_params(plan),
+            # Set once the tasks exist (_share_params): every task would deep-copy them.
+            params=None,
             **schedule_args(campaign.schedule),
             **notification_callbacks(campaign.alerts),
         ) as dag
@@ -191,7 +194,40 @@ def build_dag(loaded: LoadedCampaign) -> DAG:
                     project >> export
             audience >> task_group >> manifest
         _add_threshold_gate(plan, projects, exports)
+    _share_params(dag, dag_params(plan))
     return dag
+
+
+# Param sets already validated in this process, by their values and schemas.
+_VALID_PARAMS: set[str] = set()
+
+
+def _share_params(dag: DAG, params: dict[str, Any]) -> None:
+    """Give the DAG its params, and every task the same merged copy Airflow would have made.
+
+    Airflow deep-copies the DAG's params into each task as it is created, and validates them
+    against their JSON schemas when they are set on the DAG: with three described params, that
+    was half of a campaign's parse time. The tasks set no params of their own, so one copy
+    serves them all; and a set of params (values and schemas) is validated once per process,
+    since campaigns share them. The serialized DAG is unchanged.
+    """
+    from airflow.sdk.definitions.param import ParamsDict
+
+    checked = ParamsDict(params)
+    key = json.dumps(
+        {name: [checked.get_param(name).value, checked.get_param(name).schema] for name in params},
+        sort_keys=True,
+        default=str,
+    )
+    if key not in _VALID_PARAMS:
+        checked.validate()
+        _VALID_PARAMS.add(key)
+    # As Airflow's own converter sets them, past the validator that would validate them again.
+    object.__setattr__(dag, "params", checked)
+    merged = copy.deepcopy(checked)
+    merged._fill_missing_param_source("dag")
+    for task in dag.tasks:
+        task.params = merged
 
 
 def _add_threshold_gate(
