@@ -6,12 +6,12 @@ platform's published rate limits with a fixed latency per data call, and a real 
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import sys
 import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -38,21 +38,22 @@ class WindowLimit:
 
     def __init__(self, limits: list[tuple[int, float]]) -> None:
         self.limits = limits
-        self.calls: deque[float] = deque()
+        self.calls: list[float] = []  # arrival times, sorted
         self.lock = threading.Lock()
 
-    def take(self) -> float | None:
-        """None when allowed (and counted), else seconds until it would be."""
+    def take(self, now: float) -> float | None:
+        """None when a call arriving at ``now`` is allowed (and counted), else seconds until it
+        would be."""
         with self.lock:
-            now = time.monotonic()
             longest = max(w for _, w in self.limits)
             while self.calls and now - self.calls[0] > longest:
-                self.calls.popleft()
+                self.calls.pop(0)
             for n, w in self.limits:
+                # Calls stamped later than this one but counted first stay counted: stricter.
                 recent = [t for t in self.calls if now - t < w]
                 if len(recent) >= n:
                     return w - (now - recent[-n])
-            self.calls.append(now)
+            bisect.insort(self.calls, now)
             return None
 
 
@@ -66,10 +67,16 @@ def limited(fake_class: type, limits: list[tuple[int, float]]) -> Any:
             self.window = WindowLimit(limits)
             self.limit_429s = 0
             self.data_calls = 0
+            self.arrival = threading.local()
+
+        def _dispatch(self, handler: Any) -> None:
+            # A platform counts a call when it arrives, before the work (the latency) it takes.
+            self.arrival.at = time.monotonic()
+            super()._dispatch(handler)
 
         def route(self, request: Any, fault: Any) -> Any:
             if self.is_data_request(request):
-                wait = self.window.take()
+                wait = self.window.take(self.arrival.at)
                 if wait is not None:
                     with self.lock:
                         self.limit_429s += 1
@@ -137,6 +144,7 @@ def main() -> None:
                 "hook_limits": hook_class.rate_limits,
                 "in_flight": pool.in_flight,
                 "http_429": fake.limit_429s + natural + fake.throttled,
+                "http_429_parts": [fake.limit_429s, natural, fake.throttled],
                 "received_rows": len(fake.received_rows("add")),
                 "dest": DEST,
             }

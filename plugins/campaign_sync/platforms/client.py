@@ -276,6 +276,15 @@ class PlatformClient:
         label = f"{method} {what or path}"
         kwargs.setdefault("timeout", self.timeout)
         extra_headers = kwargs.pop("headers", None) or {}
+        if kwargs.get("json") is not None and not kwargs.get("data"):
+            # Encoded once, before the limiter grants the call (as requests would, byte for
+            # byte): a granted call then reaches the wire at once, so calls in flight arrive
+            # in the order and spacing the limiter gave them, and a retry is not re-encoded.
+            body = requests.compat.json.dumps(kwargs.pop("json"), allow_nan=False)
+            kwargs["data"] = body.encode()
+            typed = {k.lower() for k in [*extra_headers, *self.session.headers]}
+            if "content-type" not in typed:
+                extra_headers = {**extra_headers, "Content-Type": "application/json"}
         attempts = attempts or self.max_attempts
         renewed = False
         throttled_in_a_row = 0
