@@ -38,8 +38,9 @@ def output_root() -> Path:
 
 def duckdb_memory_limit() -> str:
     """Cap on DuckDB's working memory in tasks; DuckDB spills to disk beyond it."""
-    # With Python, Airflow and DuckDB's own allocations, a task process stays under 1 GiB.
-    return os.environ.get(DUCKDB_MEMORY_ENV, "768MB")
+    # Airflow and Python hold about 240 MB of a task process: with this, it stays under 1 GiB
+    # at 10M customers (BENCHMARKS.md).
+    return os.environ.get(DUCKDB_MEMORY_ENV, "640MB")
 
 
 def batch_rows() -> int:

@@ -35,10 +35,17 @@ class DuckDBHook(DbApiHook):
         """Open the database file named by the connection."""
         import duckdb
 
+        from campaign_sync import config
+
         conn = self.get_connection(self.get_conn_id())
         path = conn.host or ":memory:"
         read_only = str(conn.extra_dejson.get("read_only", True)).lower() not in ("false", "0")
-        return duckdb.connect(path, read_only=read_only and path != ":memory:")
+        # The task's memory bound, not DuckDB's default of 80% of the machine: reading the
+        # source caches its pages up to the limit, beside the task's own DuckDB work.
+        limit = conn.extra_dejson.get("memory_limit") or config.duckdb_memory_limit()
+        return duckdb.connect(
+            path, read_only=read_only and path != ":memory:", config={"memory_limit": limit}
+        )
 
     def get_uri(self) -> str:
         """SQLAlchemy-style URI of the database file (used only for display)."""
