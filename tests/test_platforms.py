@@ -6,6 +6,7 @@ connection form's Test button, and deterministic batches from a re-projection.""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import pickle
 import time
@@ -369,6 +370,32 @@ def test_reprojecting_the_same_audience_gives_identical_batches(tmp_path, monkey
 
 
 # --- the kit's pieces ----------------------------------------------------------------------
+def test_rate_limiter_paces_short_windows_and_keeps_long_bursts():
+    from campaign_sync.platforms.ratelimit import RateLimiter
+
+    clock = FakeClock()
+    per_second = RateLimiter([(10, 1.0)], clock=clock.monotonic, sleep=clock.sleep)
+    start = clock.monotonic()
+    grants = []
+    for _ in range(12):
+        per_second.acquire()
+        grants.append(clock.monotonic() - start)
+    gaps = [b - a for a, b in itertools.pairwise(grants)]
+    assert all(g >= 0.1 - 1e-3 for g in gaps)  # evenly spaced, never a burst
+    assert sum(1 for t in grants if t < 1.0) <= 10
+    per_minute = RateLimiter([(80, 60.0)], clock=clock.monotonic, sleep=clock.sleep)
+    start, sleeps = clock.monotonic(), len(clock.slept)
+    for _ in range(80):
+        per_minute.acquire()
+    assert len(clock.slept) == sleeps  # a minute's allowance is granted at once
+    per_minute.acquire()
+    assert clock.monotonic() - start >= 60.0
+    per_minute.pause_for(5.0)
+    before = clock.monotonic()
+    per_minute.acquire()
+    assert clock.monotonic() - before >= 5.0
+
+
 def test_paginate_follows_cursors_and_refuses_a_loop():
     pages = {None: ([1, 2], "a"), "a": ([3], "b"), "b": ([4], None)}
     assert list(paginate(lambda cursor: pages[cursor], what="test")) == [1, 2, 3, 4]

@@ -7,9 +7,17 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+# Limits over windows this short are paced, not just counted (see RateLimiter).
+PACED_WINDOW = 1.0
+
 
 class RateLimiter:
     """Sliding-window limiter over one or more (max calls, window seconds) limits.
+
+    A limit over a window of a second or less is also paced: calls at least window / max
+    calls apart. A platform counts calls as they arrive; a burst granted at once, with one call
+    held up on its way (batches in flight share the process), could arrive bunched with the
+    next window's calls and be refused. Longer windows keep their burst.
 
     ``pause_for`` lets a limit signal from the server (Retry-After, reset headers) hold every
     later call, not just the one that was refused.
@@ -40,6 +48,8 @@ class RateLimiter:
             recent = [t for t in self._calls if t > now - window]
             if len(recent) >= max_calls:
                 wait = max(wait, recent[-max_calls] + window - now)
+            if window <= PACED_WINDOW and self._calls:
+                wait = max(wait, self._calls[-1] + window / max_calls - now)
         return wait
 
     def acquire(self) -> float:
