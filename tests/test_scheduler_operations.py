@@ -214,7 +214,9 @@ def test_scheduler_pool_missing_is_named_at_run_start(real_airflow):
     sent_before = len(attentive.received)
     assert server.task_instances(doc["name"], run_id)[export]["state"] in ("scheduled", None)
     assert server.run(doc["name"], run_id)["state"] == "running"
-    server.api("POST", "/pools", json={"name": pool, "slots": 1}, expect=201)
+    # Created as `campaign-sync pools` would: with the slots the export takes (its batches in
+    # flight); a pool with fewer would hold it unscheduled for good.
+    assert real_airflow.ensure_pools(doc) == {pool: 2}
     run = server.wait_run(doc["name"], run_id)
     assert run["state"] == "success"
     assert len(attentive.received) > sent_before
