@@ -12,7 +12,6 @@ import os
 import sys
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -94,11 +93,10 @@ def main() -> None:
     os.environ["CAMPAIGN_SYNC_STAGING_ROOT"] = staging
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     from campaign_sync.destinations import REGISTRY
-    from campaign_sync.layout import RunLayout
     from campaign_sync.operators.audience_export import PlatformExportOperator
     from campaign_sync.platforms.batches import iter_batches  # noqa: F401 - same import as export
     from campaign_sync.pools import pool_of
-    from platform_support import DEST, one_group_plan, stage_projected
+    from platform_support import DEST, one_group_plan, prepared_export
     from platform_table import BY_TYPE, rows
 
     platform = BY_TYPE[dtype]
@@ -121,19 +119,14 @@ def main() -> None:
     assert pool is not None
     # The projected file is staged first (projection's work, not the export's): the timed
     # part is the export task's delivery, as Airflow runs it.
-    source = stage_projected(plan, "bench_export", data)
-    dest = plan.campaign.destinations[DEST]
-    operator = PlatformExportOperator(
-        task_id=RunLayout.export_task(DEST),
-        plan=plan,
-        group_id=plan.groups[0].group_id,
-        destination=DEST,
-        conn_id=dest.conn_id,
-        options=dest.options,
+    operator, source, context = prepared_export(
+        PlatformExportOperator,
+        plan,
+        "bench_export",
+        data,
         in_flight=pool.in_flight,
         limit_share=pool.slots,
     )
-    context = {"run_id": "bench_export", "logical_date": datetime(2026, 11, 27, tzinfo=UTC)}
     t0 = time.perf_counter()
     result = operator.deliver(source, context)
     elapsed = time.perf_counter() - t0

@@ -74,14 +74,15 @@ def stage_projected(plan: CampaignPlan, run_id: str, rows: list[dict[str, Any]])
     return path
 
 
-def run_export(
+def prepared_export(
     operator_class: type,
     plan: CampaignPlan,
     run_id: str,
     rows: list[dict[str, Any]],
     **operator_args: Any,
-) -> dict[str, Any]:
-    """Stage ``rows`` for ``run_id`` and deliver them with ``operator_class``."""
+) -> tuple[Any, Path, dict[str, Any]]:
+    """Stage ``rows`` for ``run_id``; return the export operator, the staged file and the
+    task context, ready for ``operator.deliver(source, context)``."""
     source = stage_projected(plan, run_id, rows)
     dest = plan.campaign.destinations[DEST]
     operator = operator_class(
@@ -94,6 +95,18 @@ def run_export(
         **operator_args,
     )
     context = {"run_id": run_id, "logical_date": datetime(2026, 11, 27, tzinfo=UTC)}
+    return operator, source, context
+
+
+def run_export(
+    operator_class: type,
+    plan: CampaignPlan,
+    run_id: str,
+    rows: list[dict[str, Any]],
+    **operator_args: Any,
+) -> dict[str, Any]:
+    """Stage ``rows`` for ``run_id`` and deliver them with ``operator_class``."""
+    operator, source, context = prepared_export(operator_class, plan, run_id, rows, **operator_args)
     return operator.deliver(source, context)
 
 
