@@ -258,13 +258,8 @@ def main(argv: list[str] | None = None) -> int:
             stack.callback(_shutdown, tree, port)  # runs before the demo servers stop
             if args.components:
                 args.log_dir.mkdir(parents=True, exist_ok=True)
-                migrate = tree.start(
-                    "db-migrate", [airflow, "db", "migrate"], env, args.log_dir / "db-migrate.log"
-                )
-                if migrate.wait() != 0:
-                    print(f"airflow_ui: airflow db migrate failed, see {args.log_dir}", flush=True)
+                if not migrate_db(tree, airflow, env, args.log_dir, "airflow_ui"):
                     return 1
-                del tree.started["db-migrate"]
                 _create_pools(tree, env, args.log_dir)
                 for name in COMPONENTS:
                     tree.start(name, [airflow, name], env, args.log_dir / f"{name}.log")
@@ -286,6 +281,18 @@ def _create_pools(tree: ProcessTree, env: dict[str, str], log_dir: Path) -> None
     if pools.wait() != 0:
         print(f"airflow_ui: campaign-sync pools failed, see {log_dir / 'pools.log'}", flush=True)
     del tree.started["pools"]
+
+
+def migrate_db(
+    tree: ProcessTree, airflow: str, env: dict[str, str], log_dir: Path, who: str
+) -> bool:
+    """Run ``airflow db migrate`` to the end (its log in ``log_dir``); False, said, if it fails."""
+    migrate = tree.start("db-migrate", [airflow, "db", "migrate"], env, log_dir / "db-migrate.log")
+    if migrate.wait() != 0:
+        print(f"{who}: airflow db migrate failed, see {log_dir}", flush=True)
+        return False
+    del tree.started["db-migrate"]
+    return True
 
 
 def _shutdown(tree: ProcessTree, port: int) -> None:

@@ -312,13 +312,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             tree = airflow_ui.ProcessTree()
             stack.callback(airflow_ui._shutdown, tree, port)  # before the services stop
-            migrate = tree.start(
-                "db-migrate", [airflow, "db", "migrate"], env, args.log_dir / "db-migrate.log"
-            )
-            if migrate.wait() != 0:
-                print(f"cluster: airflow db migrate failed, see {args.log_dir}", flush=True)
+            if not airflow_ui.migrate_db(tree, airflow, env, args.log_dir, "cluster"):
                 return 1
-            del tree.started["db-migrate"]
             for name in airflow_ui.COMPONENTS:
                 tree.start(name, [airflow, name], env, args.log_dir / f"{name}.log")
             workers = {}

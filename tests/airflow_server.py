@@ -511,3 +511,23 @@ def stop_celery_cluster(cluster: CeleryCluster) -> list[str]:
     for fake in cluster.fakes.values():
         fake.stop()
     return survivors
+
+
+def scheduler_campaign(
+    name: str, groups: list[dict[str, Any]], destinations: dict[str, Any], **more: Any
+) -> dict[str, Any]:
+    """A campaign document on the real Airflow's sample source: one sub-audience, everyone."""
+    return {
+        "name": name,
+        "source": {"conn_id": "sched_sample", "table": "merged_customers"},
+        "retries": {"count": 0},
+        "sub_audiences": [{"name": "everyone", "condition": "TRUE", "treatment_groups": groups}],
+        "destinations": destinations,
+        **more,
+    }
+
+
+def destination_of(manifest: dict[str, Any], group: str, destination: str) -> dict[str, Any]:
+    """One destination's entry in a scheduler campaign's manifest (sub-audience everyone)."""
+    groups = manifest["sub_audiences"]["everyone"]["treatment_groups"]
+    return groups[group]["destinations"][destination]

@@ -18,26 +18,15 @@ from typing import Any
 import duckdb
 import pytest
 import yaml
+from airflow_server import destination_of, scheduler_campaign
 from campaign_sync import cli
 from campaign_sync.destinations.templating import unique_segment
 from campaign_sync.layout import RunLayout
 from campaign_sync.plan import build_plan
 from campaign_sync.spec.model import Campaign
 
-
-def _campaign(name: str, groups: list[dict[str, Any]], destinations: dict[str, Any], **more: Any):
-    return {
-        "name": name,
-        "source": {"conn_id": "sched_sample", "table": "merged_customers"},
-        "retries": {"count": 0},
-        "sub_audiences": [{"name": "everyone", "condition": "TRUE", "treatment_groups": groups}],
-        "destinations": destinations,
-        **more,
-    }
-
-
 CRITEO = {"type": "criteo", "conn_id": "sched_criteo", "attributes": {"email": "email"}}
-BASIC = _campaign(
+BASIC = scheduler_campaign(
     "sched_basic",
     [
         {"name": "control", "percentage": 10, "control": True},
@@ -53,7 +42,7 @@ BASIC = _campaign(
         },
     },
 )
-MIRROR = _campaign(
+MIRROR = scheduler_campaign(
     "sched_mirror",
     [{"name": "all", "percentage": 100, "destinations": ["criteo"]}],
     {"criteo": {**CRITEO, "options": {"sync_mode": "mirror"}}},
@@ -61,7 +50,7 @@ MIRROR = _campaign(
     # Daily, and over before today: unpausing creates no scheduled run, only the backfill runs.
     schedule={"cron": "@daily", "start_date": "2026-01-01", "end_date": "2026-01-03"},
 )
-RETRY = _campaign(
+RETRY = scheduler_campaign(
     "sched_retry",
     [{"name": "all", "percentage": 100, "destinations": ["tiktok"]}],
     {
@@ -77,7 +66,7 @@ RETRY = _campaign(
     },
     retries={"count": 1, "delay_seconds": 1, "exponential_backoff": False},
 )
-HEALTHY = _campaign(
+HEALTHY = scheduler_campaign(
     "sched_healthy",
     [{"name": "all", "percentage": 100, "destinations": ["review"]}],
     {
@@ -95,12 +84,6 @@ def _export_task(doc: dict[str, Any], group: str, destination: str) -> str:
     plan = build_plan(Campaign.model_validate(doc))
     (found,) = [g for g in plan.groups if g.treatment_group == group]
     return f"{found.group_id}.{RunLayout.export_task(destination)}"
-
-
-def _destination(manifest: dict[str, Any], group: str, destination: str) -> dict[str, Any]:
-    return manifest["sub_audiences"]["everyone"]["treatment_groups"][group]["destinations"][
-        destination
-    ]
 
 
 def _time(value: str) -> datetime:
@@ -142,12 +125,12 @@ def test_scheduler_triggered_run_succeeds(airflow, basic_run):
     # The run's own note carries its totals (the scheduler's listener, from write_manifest).
     assert run["note"].startswith("**campaign-sync: run counts.**")
     assert f"Audience {manifest['audience_size']:,} " in run["note"]
-    sent = _destination(manifest, "treatment", "criteo")
+    sent = destination_of(manifest, "treatment", "criteo")
     audience = _audience_id(criteo, "sched_basic")
     assert sent["rows_sent"] > 0 and sent["location"] == f"criteo:{audience}"
     assert len(criteo.received_rows("add", audience)) == sent["rows_sent"]
     assert criteo.contract_errors == []
-    files = _destination(manifest, "treatment", "files")
+    files = destination_of(manifest, "treatment", "files")
     objects = airflow.s3.client().list_objects_v2(Bucket="sched-drop")["Contents"]
     folder = f"sched_basic/{unique_segment(basic_run)}/everyone/treatment/"
     assert [o["Key"] for o in objects if o["Key"].startswith(folder)], objects
@@ -192,7 +175,7 @@ def test_scheduler_clear_one_export_reruns_without_duplicate_batches(airflow, ba
     rows = criteo.received_rows("add", audience)
     assert rows == rows_before
     assert max(Counter(r["email"] for r in rows).values()) == 1
-    sent = _destination(airflow.manifest("sched_basic", basic_run), "treatment", "criteo")
+    sent = destination_of(airflow.manifest("sched_basic", basic_run), "treatment", "criteo")
     assert sent["batches"] == 0 and sent["batches_resumed"] >= 1
     assert any(
         "1 resumed" in line for line in server.task_log("sched_basic", basic_run, task_id, 2)
@@ -297,7 +280,7 @@ def test_scheduler_backfill_three_dates_in_order_mirror_removes_leavers(
     assert [m["run_id"] for m in manifests] == ids  # each run has its own outputs
     assert [m["logical_date"][:10] for m in manifests] == [r["logical_date"][:10] for r in listed]
     assert [m["audience_size"] for m in manifests] == [size, size - 30, size - 60]
-    sent = [_destination(m, "all", "criteo") for m in manifests]
+    sent = [destination_of(m, "all", "criteo") for m in manifests]
     assert [s["mode"] for s in sent] == ["mirror"] * 3
     assert [s["removed"] for s in sent] == [0, 30, 30]
     assert [s["added"] for s in sent[1:]] == [0, 0]
@@ -333,7 +316,7 @@ def test_scheduler_failed_export_fails_then_airflow_retry_resumes_from_checkpoin
     first_try = "\n".join(server.task_log("sched_retry", run_id, task_id, 1))
     assert "server error (500)" in first_try and "failed after 2 attempts" in first_try
 
-    sent = _destination(airflow.manifest("sched_retry", run_id), "all", "tiktok")
+    sent = destination_of(airflow.manifest("sched_retry", run_id), "all", "tiktok")
     uploads = [r for r in tiktok.requests if r.path.endswith("/segment/mapping/")]
     batches = -(-sent["rows_sent"] // 1000)
     assert batches >= 3

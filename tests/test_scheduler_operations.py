@@ -11,22 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow_server import destination_of, scheduler_campaign
 from campaign_sync.layout import RunLayout
 from campaign_sync.pools import pool_name
 from campaign_sync.spec.ids import group_id_for
 from helpers import write_campaign
-
-
-def _campaign(name: str, groups: list[dict[str, Any]], destinations: dict[str, Any], **more: Any):
-    return {
-        "name": name,
-        "source": {"conn_id": "sched_sample", "table": "merged_customers"},
-        "retries": {"count": 0},
-        "sub_audiences": [{"name": "everyone", "condition": "TRUE", "treatment_groups": groups}],
-        "destinations": destinations,
-        **more,
-    }
-
 
 CRITEO = {"type": "criteo", "conn_id": "sched_criteo", "attributes": {"email": "email"}}
 TIKTOK = {
@@ -34,13 +23,13 @@ TIKTOK = {
     "conn_id": "sched_tiktok_ads",
     "attributes": {"email": "EMAIL", "phone": "PHONE"},
 }
-PARAMS = _campaign(
+PARAMS = scheduler_campaign(
     "sched_params",
     [{"name": "all", "percentage": 100, "destinations": ["criteo", "tiktok"]}],
     {"criteo": CRITEO, "tiktok": TIKTOK},
 )
 SOURCE_ASSET = "x-warehouse://sample/merged_customers"
-ASSET = _campaign(
+ASSET = scheduler_campaign(
     "sched_asset",
     [{"name": "all", "percentage": 100, "destinations": ["review"]}],
     {"review": {"type": "local", "attributes": {"customer_id": "customer_id"}}},
@@ -50,16 +39,11 @@ ATTENTIVE = {"type": "attentive", "conn_id": "sched_attentive", "attributes": {"
 THIRDS = [
     {"name": f"t{i}", "percentage": p, "destinations": ["sms"]} for i, p in enumerate((34, 33, 33))
 ]
-POOLED = [_campaign(f"sched_pool_{x}", THIRDS, {"sms": ATTENTIVE}) for x in "ab"]
+POOLED = [scheduler_campaign(f"sched_pool_{x}", THIRDS, {"sms": ATTENTIVE}) for x in "ab"]
 
 
 def _requests(fakes: dict[str, Any], *names: str) -> dict[str, int]:
     return {name: len(fakes[name].requests) for name in names}
-
-
-def _destination(manifest: dict[str, Any], group: str, destination: str) -> dict[str, Any]:
-    groups = manifest["sub_audiences"]["everyone"]["treatment_groups"]
-    return groups[group]["destinations"][destination]
 
 
 @pytest.fixture(scope="module")
@@ -99,14 +83,14 @@ def test_scheduler_params_dry_run_sends_nothing(params_airflow):
     manifest = params_airflow.manifest("sched_params", run_id)
     assert manifest["params"]["dry_run"] is True
     for name in ("criteo", "tiktok"):
-        sent = _destination(manifest, "all", name)
+        sent = destination_of(manifest, "all", name)
         payload = Path(sent["location"])
         assert sent["dry_run"] is True and payload.exists() and "dry_run" in payload.parts
         assert len(payload.read_text().splitlines()) == sent["rows_sent"] + 1  # header
     task = "everyone__all.export_criteo"
     log = "\n".join(server.task_log("sched_params", run_id, task, 1))
     assert "DRY RUN (trigger parameter dry_run)" in log
-    assert _destination(manifest, "all", "criteo")["location"] in log
+    assert destination_of(manifest, "all", "criteo")["location"] in log
 
 
 def test_scheduler_params_destinations_and_sample(params_airflow):
@@ -121,8 +105,8 @@ def test_scheduler_params_destinations_and_sample(params_airflow):
     assert after["tiktok_ads"] == before["tiktok_ads"] and after["criteo"] > before["criteo"]
     manifest = params_airflow.manifest("sched_params", run_id)
     assert manifest["params"] == {"dry_run": False, "sample_size": 25, "destinations": ["criteo"]}
-    assert _destination(manifest, "all", "tiktok")["skipped"]
-    criteo = _destination(manifest, "all", "criteo")
+    assert destination_of(manifest, "all", "tiktok")["skipped"]
+    criteo = destination_of(manifest, "all", "criteo")
     audience = criteo["location"].split(":", 1)[1]
     assert criteo["rows_sent"] <= 25
     assert len(fakes["criteo"].received_rows("add", audience)) == criteo["rows_sent"]
@@ -190,7 +174,7 @@ def test_scheduler_pool_missing_is_named_at_run_start(real_airflow):
     listener), waits with the export unscheduled, and finishes once the pool is created."""
     server, attentive = real_airflow.server, real_airflow.fakes["attentive"]
     pool = "sched_pool_not_created"
-    doc = _campaign(
+    doc = scheduler_campaign(
         "sched_pool_missing",
         [{"name": "all", "percentage": 100, "destinations": ["sms"]}],
         {"sms": {**ATTENTIVE, "pool": pool}},
