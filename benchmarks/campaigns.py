@@ -111,3 +111,80 @@ def pipeline_campaign(name: str = "bench_pipeline", *, dry_run: bool = True) -> 
         ],
         "destinations": {n: _platform(n, dry_run=dry_run) for n in PLATFORMS},
     }
+
+
+# The end-to-end benchmark's nine live destinations: five platforms, four file stores.
+E2E_STORES: dict[str, dict[str, Any]] = {
+    "s3": {
+        "type": "s3",
+        "options": {"bucket": "bench-e2e", "prefix": "s3", "format": "csv", "compression": "gzip"},
+    },
+    "gcs": {
+        "type": "gcs",
+        "options": {"bucket": "bench-e2e", "prefix": "gcs", "format": "parquet"},
+    },
+    "azure_blob": {
+        "type": "azure_blob",
+        "options": {"container": "bench-e2e", "prefix": "azure", "format": "csv"},
+    },
+    "sftp": {
+        "type": "sftp",
+        "options": {"remote_dir": "bench-e2e", "format": "csv", "compression": "gzip"},
+    },
+}
+STORE_ATTRIBUTES = {
+    "customer_id": "customer_id",
+    "email": "email",
+    "given_name": "first_name",
+    "phone": "phone",
+    "predicted_clv": "predicted_clv",
+    "lifecycle_status": "lifecycle_status",
+}
+# Sub-audience -> the destinations of its treatment group: every destination gets one
+# sub-audience, each customer at most three deliveries.
+E2E_ROUTES: dict[str, tuple[str, ...]] = {
+    "active": ("klaviyo", "attentive", "s3"),
+    "cooling down": ("criteo", "gcs", "azure_blob"),
+    "at risk": ("tiktok", "facebook", "sftp"),
+}
+
+
+def e2e_campaign(name: str = "bench_e2e", *, max_rows_per_file: int = 1_000_000) -> dict[str, Any]:
+    """Every customer of the table: three sub-audiences (10% control, 90% treatment each) whose
+    treatment groups go to three destinations each, nine in all, live (no dry run); the other
+    customers are a control group."""
+    destinations: dict[str, Any] = {
+        n: {**_platform(n, dry_run=False), "conn_id": f"bench_{PLATFORM_ATTRIBUTES[n][0]}"}
+        for n in PLATFORMS
+    }
+    for n, spec in E2E_STORES.items():
+        destinations[n] = {
+            "type": spec["type"],
+            "conn_id": f"bench_{n}",
+            "attributes": dict(STORE_ATTRIBUTES),
+            "options": {
+                **spec["options"],
+                "max_rows_per_file": max_rows_per_file,
+                "success_marker": "_SUCCESS",
+            },
+        }
+    return {
+        "name": name,
+        "source": {"conn_id": "bench_db", "table": "merged_customers"},
+        "sub_audiences": [
+            {
+                "name": sub,
+                "condition": f"lifecycle_status = '{sub}'",
+                "treatment_groups": [
+                    {"name": "control", "percentage": 10, "control": True},
+                    {"name": "treatment", "percentage": 90, "destinations": list(routes)},
+                ],
+            }
+            for sub, routes in E2E_ROUTES.items()
+        ],
+        "remaining": {
+            "name": "others",
+            "treatment_groups": [{"name": "holdout", "percentage": 100, "control": True}],
+        },
+        "destinations": destinations,
+    }
