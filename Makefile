@@ -138,6 +138,7 @@ lock:
 
 # Benchmarks (benchmarks/run.py): dag-factory 1.1.0 gets its own venv next to the data, in the
 # git-ignored .bench folder. BENCH_ARGS passes options (e.g. --rows 1000000 --skip export).
+# The end-to-end stage runs Azurite from node_modules (npm ci) and, as root, OpenSSH's sshd.
 BENCH_DIR := $(CURDIR)/.bench
 BENCH_ARGS ?= --before $(BENCH_BEFORE) --parse-direct 5000
 BENCH_BEFORE ?= cd2575f
@@ -148,7 +149,7 @@ $(BENCH_DIR)/df/.installed: requirements.txt
 		dag-factory==1.1.0
 	@touch $@
 
-bench: install $(BENCH_DIR)/df/.installed
+bench: install $(BENCH_DIR)/df/.installed node_modules/.installed
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:

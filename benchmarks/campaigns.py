@@ -115,14 +115,8 @@ def pipeline_campaign(name: str = "bench_pipeline", *, dry_run: bool = True) -> 
 
 # The end-to-end benchmark's nine live destinations: five platforms, four file stores.
 E2E_STORES: dict[str, dict[str, Any]] = {
-    "s3": {
-        "type": "s3",
-        "options": {"bucket": "bench-e2e", "prefix": "s3", "format": "csv", "compression": "gzip"},
-    },
-    "gcs": {
-        "type": "gcs",
-        "options": {"bucket": "bench-e2e", "prefix": "gcs", "format": "parquet"},
-    },
+    "s3": {"type": "s3", "options": {"bucket": "bench-e2e", "prefix": "s3", "format": "parquet"}},
+    "gcs": {"type": "gcs", "options": {"bucket": "bench-e2e", "prefix": "gcs", "format": "csv"}},
     "azure_blob": {
         "type": "azure_blob",
         "options": {"container": "bench-e2e", "prefix": "azure", "format": "csv"},
@@ -140,19 +134,27 @@ STORE_ATTRIBUTES = {
     "predicted_clv": "predicted_clv",
     "lifecycle_status": "lifecycle_status",
 }
-# Sub-audience -> the destinations of its treatment group: every destination gets one
-# sub-audience, each customer at most three deliveries.
-E2E_ROUTES: dict[str, tuple[str, ...]] = {
-    "active": ("klaviyo", "attentive", "s3"),
-    "cooling down": ("criteo", "gcs", "azure_blob"),
-    "at risk": ("tiktok", "facebook", "sftp"),
-}
+# (sub-audience, condition, [(treatment group, percentage, destinations)]): the paid platforms
+# and e-mail get the small high-value segment, SMS and display the large active one, as a
+# campaign would; every destination gets one group. The rest of the customers is a holdout.
+E2E_SUBS: list[tuple[str, str, list[tuple[str, int, tuple[str, ...]]]]] = [
+    (
+        "at risk high value",
+        "lifecycle_status = 'at risk' AND is_high_value",
+        [("email", 50, ("klaviyo", "sftp")), ("paid social", 40, ("tiktok", "facebook"))],
+    ),
+    (
+        "active",
+        "lifecycle_status = 'active'",
+        [("sms", 40, ("attentive", "s3")), ("display", 50, ("criteo", "gcs", "azure_blob"))],
+    ),
+]
 
 
 def e2e_campaign(name: str = "bench_e2e", *, max_rows_per_file: int = 1_000_000) -> dict[str, Any]:
-    """Every customer of the table: three sub-audiences (10% control, 90% treatment each) whose
-    treatment groups go to three destinations each, nine in all, live (no dry run); the other
-    customers are a control group."""
+    """Every customer of the table: two sub-audiences, each a 10% control group and two
+    treatment groups sent live (no dry run) to the nine destinations between them; the other
+    customers are a holdout control group."""
     destinations: dict[str, Any] = {
         n: {**_platform(n, dry_run=False), "conn_id": f"bench_{PLATFORM_ATTRIBUTES[n][0]}"}
         for n in PLATFORMS
@@ -174,13 +176,16 @@ def e2e_campaign(name: str = "bench_e2e", *, max_rows_per_file: int = 1_000_000)
         "sub_audiences": [
             {
                 "name": sub,
-                "condition": f"lifecycle_status = '{sub}'",
+                "condition": condition,
                 "treatment_groups": [
                     {"name": "control", "percentage": 10, "control": True},
-                    {"name": "treatment", "percentage": 90, "destinations": list(routes)},
+                    *(
+                        {"name": g, "percentage": pct, "destinations": list(dests)}
+                        for g, pct, dests in groups
+                    ),
                 ],
             }
-            for sub, routes in E2E_ROUTES.items()
+            for sub, condition, groups in E2E_SUBS
         ],
         "remaining": {
             "name": "others",

@@ -42,17 +42,21 @@ class FileXComs:
         return json.loads(path.read_text()) if path.exists() else None
 
 
-def unpaced() -> None:
-    """The platform hooks without their client-side pacing and with Klaviyo's job polls
+def unpaced(task: Any) -> None:
+    """A platform export's hook without its client-side pacing, and Klaviyo's job polls
     immediate: the fakes enforce no limits here, so the run measures our own work, not waits."""
+    from campaign_sync.operators.audience_export import PlatformExportOperator
+
+    if not isinstance(task, PlatformExportOperator):
+        return
     from airflow.sdk.module_loading import import_string
     from campaign_sync.destinations import REGISTRY
-    from campaign_sync.hooks.klaviyo import KlaviyoHook
 
-    for dtype in REGISTRY.values():
-        if dtype.hook:
-            import_string(dtype.hook).rate_limits = []
-    KlaviyoHook.poll_interval = 0.0
+    dtype = task.plan.campaign.destinations[task.destination].type
+    hook = import_string(REGISTRY[dtype].hook)
+    hook.rate_limits = []
+    if hasattr(hook, "poll_interval"):
+        hook.poll_interval = 0.0
 
 
 def run_task(argv: list[str]) -> dict[str, Any]:
@@ -67,7 +71,7 @@ def run_task(argv: list[str]) -> dict[str, Any]:
     dag = build_dags()[dag_id]
     task = dag.get_task(task_id)
     if os.environ.get("CAMPAIGN_SYNC_BENCH_UNPACED") == "1":
-        unpaced()
+        unpaced(task)
     when = datetime.fromisoformat(logical)
     context: dict[str, Any] = {
         "run_id": run_id,
