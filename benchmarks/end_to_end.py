@@ -261,9 +261,13 @@ def delivered(
     return out
 
 
-def run_e2e(work: Path, rows: int, stores: Stores | None = None) -> dict[str, Any]:
+def run_e2e(
+    work: Path, rows: int, stores: Stores | None = None, *, memory_limit: str | None = None
+) -> dict[str, Any]:
     """The campaign at ``rows`` customers end to end (reusing ``customers_<rows>.duckdb``);
-    ``stores`` are started servers to use (the tests'), else they are started here."""
+    ``stores`` are started servers to use (the tests'), else they are started here;
+    ``memory_limit`` is the tasks' DuckDB limit (None: the deployment's default)."""
+    started = time.perf_counter()
     db = work / "data" / f"customers_{rows}.duckdb"
     generated = generate(db, rows)
     base = work / "e2e"
@@ -286,6 +290,9 @@ def run_e2e(work: Path, rows: int, stores: Stores | None = None) -> dict[str, An
             "AIRFLOW_CONN_BENCH_DB": json.dumps({"conn_type": "duckdb", "host": str(db)}),
         }
     )
+    if memory_limit:
+        env["CAMPAIGN_SYNC_DUCKDB_MEMORY_LIMIT"] = memory_limit
+    from campaign_sync import config
     from campaign_sync.plan import build_plan
     from campaign_sync.spec.model import Campaign
 
@@ -332,6 +339,7 @@ def run_e2e(work: Path, rows: int, stores: Stores | None = None) -> dict[str, An
     result = {
         "rows": rows,
         "generated": generated,
+        "memory_limit": memory_limit or config.duckdb_memory_limit(),
         "dag_id": plan.dag_id,
         "tasks": tasks,
         "total_s": total,
@@ -344,4 +352,5 @@ def run_e2e(work: Path, rows: int, stores: Stores | None = None) -> dict[str, An
         },
     }
     shutil.rmtree(folders["staging"], ignore_errors=True)
+    result["stage_s"] = time.perf_counter() - started
     return result
