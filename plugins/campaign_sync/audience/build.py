@@ -113,6 +113,11 @@ def build_audience(
             total = con.execute(f"SELECT count(*) FROM ({grouped})").fetchone()[0]
             grouped = sample_sql(grouped, campaign.hash_salt, sample_size)
             sampled_out = total - con.execute(f"SELECT count(*) FROM ({grouped})").fetchone()[0]
+        # DuckDB buffers up to 524,288 rows per partition and thread before writing a
+        # partitioned COPY: with seven groups that held most of a 10M audience and ran out of
+        # memory (benchmarks/NOTES.md). The buffers together stay near 245,760 rows a thread.
+        flush = max(10_000, 245_760 // max(1, len(plan.groups)))
+        con.execute(f"SET partitioned_write_flush_threshold = {flush}")
         with staging.write_dir(layout.audience) as out:
             con.execute(
                 f"COPY ({grouped}) TO {duck.literal(str(out))} (FORMAT parquet, PARTITION_BY ({g}))"
