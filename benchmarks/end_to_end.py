@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -268,6 +269,8 @@ def run_e2e(
     ``stores`` are started servers to use (the tests'), else they are started here;
     ``memory_limit`` is the tasks' DuckDB limit (None: the deployment's default)."""
     started = time.perf_counter()
+    # The Azure SDK logs every request's headers at INFO (setup and read-back here).
+    logging.getLogger("azure").setLevel(logging.WARNING)
     db = work / "data" / f"customers_{rows}.duckdb"
     generated = generate(db, rows)
     base = work / "e2e"
