@@ -177,8 +177,8 @@ def build_dag(loaded: LoadedCampaign) -> DAG:
         groups: list[TaskGroup] = []
         # What an export takes from its destination is the same in every group: worked out once.
         per_destination = {
-            name: (_exporter(campaign, name), _export_args(plan, name))
-            for name in campaign.destinations
+            name: (_exporter(campaign, name), RunLayout.export_task(name), _export_args(plan, name))
+            for name in dict.fromkeys(d for g in plan.groups for d in g.destinations)
         }
         for group in plan.groups:
             kind = "control: recorded, not sent" if group.is_control else "treatment"
@@ -192,10 +192,10 @@ def build_dag(loaded: LoadedCampaign) -> DAG:
                 projects.append(project)
                 group_exports: list[BaseOperator] = []
                 for name in group.destinations:
-                    exporter, args = per_destination[name]
+                    exporter, task_id, args = per_destination[name]
                     group_exports.append(
                         exporter(
-                            task_id=RunLayout.export_task(name),
+                            task_id=task_id,
                             plan=plan,
                             group_id=group.group_id,
                             destination=name,
