@@ -67,12 +67,14 @@ class PlatformExportOperator(ExportOperator):
     def take_args(self, kwargs: dict[str, Any]) -> None:
         """The export's arguments, the hook class and the share of the account it holds."""
         super().take_args(kwargs)
-        self._own("hook_class", kwargs.pop("hook_class", None))
         # Requests that may be in flight at once on this account (its pool's slots): this task
         # holds ``in_flight`` of them and keeps to that share of the account's rate, so
         # together the exports stay under it.
-        self._own("limit_share", kwargs.pop("limit_share", 1))
-        self._own("in_flight", kwargs.pop("in_flight", 1))
+        self._own(
+            hook_class=kwargs.pop("hook_class", None),
+            limit_share=kwargs.pop("limit_share", 1),
+            in_flight=kwargs.pop("in_flight", 1),
+        )
 
     def _hook(self, dest_type: str) -> Any:
         hook_class = self.hook_class

@@ -34,12 +34,12 @@ class CampaignTaskOperator(BaseOperator):
 
     def take_args(self, kwargs: dict[str, Any]) -> None:
         """Set this operator's own arguments from ``kwargs``, removing them."""
-        self._own("plan", required(kwargs, "plan"))
+        self._own(plan=required(kwargs, "plan"))
 
-    def _own(self, name: str, value: Any) -> None:
+    def _own(self, **values: Any) -> None:
         # Plain attributes, past BaseOperator.__setattr__: these are not Airflow's fields (not
         # templated, not serialized), and BaseOperator has not set up its bookkeeping yet.
-        object.__setattr__(self, name, value)
+        self.__dict__.update(values)
 
     def _hook_apply_defaults(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         # Airflow's apply_defaults calls this on the merged arguments, before __init__ runs.

@@ -53,11 +53,13 @@ class ExportOperator(CampaignTaskOperator):
     def take_args(self, kwargs: dict[str, Any]) -> None:
         """The export's group and destination, its connection, options and dry run flag."""
         super().take_args(kwargs)
-        self._own("group_id", required(kwargs, "group_id"))
-        self._own("destination", required(kwargs, "destination"))
-        self._own("conn_id", kwargs.pop("conn_id", None))
-        self._own("options", dict(kwargs.pop("options", None) or {}))
-        self._own("dry_run", kwargs.pop("dry_run", False))
+        self._own(
+            group_id=required(kwargs, "group_id"),
+            destination=required(kwargs, "destination"),
+            conn_id=kwargs.pop("conn_id", None),
+            options=dict(kwargs.pop("options", None) or {}),
+            dry_run=kwargs.pop("dry_run", False),
+        )
 
     def projected(self, context: Any) -> dict[str, Any]:
         """This destination's entry in the group's projection output."""

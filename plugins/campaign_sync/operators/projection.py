@@ -25,7 +25,7 @@ class ProjectAttributesOperator(CampaignTaskOperator):
     def take_args(self, kwargs: dict[str, Any]) -> None:
         """The plan and the group projected."""
         super().take_args(kwargs)
-        self._own("group_id", required(kwargs, "group_id"))
+        self._own(group_id=required(kwargs, "group_id"))
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Returns the group's staged file paths and counts."""
