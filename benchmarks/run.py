@@ -156,6 +156,8 @@ def parse_section(res: dict[str, Any], before: dict[str, Any] | None) -> list[st
 
 def timeout_lines(res: dict[str, Any]) -> list[str]:
     sizes = sorted(res["sizes"])
+    if len(sizes) < 2:  # the per-campaign cost needs two folder sizes
+        return []
     lo, hi = sizes[-2], sizes[-1]
     t_lo = res["sizes"][lo]["ours"].median("dagbag_s")
     t_hi = res["sizes"][hi]["ours"].median("dagbag_s")

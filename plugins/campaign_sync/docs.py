@@ -78,14 +78,14 @@ def _schedule_lines(c: Campaign) -> list[str]:
     ]
 
 
-def _output(dest: Destination, dag_id: str) -> str:
+def _output(dest: Destination, dag_id: str, output_root: Path) -> str:
     # Where a destination's rows end up, as far as the campaign file tells before a run.
     o = dest.options
     if dest.dry_run:
-        return f"`{config.output_root() / 'dry_run'}` (payload written locally, nothing sent)"
+        return f"`{output_root / 'dry_run'}` (payload written locally, nothing sent)"
     if dest.type == "local":
         folder = Path(str(o.get("path", "")))
-        return f"`{folder if folder.is_absolute() else config.output_root() / folder}`"
+        return f"`{folder if folder.is_absolute() else output_root / folder}`"
     prefix = str(o.get("prefix", "")).strip("/")
     if "bucket" in o:
         scheme = "gs" if dest.type == "gcs" else "s3"
@@ -122,11 +122,12 @@ def operations_markdown(plan: CampaignPlan) -> list[str]:
         if rule is not None:
             lines.append(f"- threshold: {check} above {rule.max_percent}% -> {rule.action}")
     lines += ["", "| destination | connection id | options | output |", "|---|---|---|---|"]
+    output_root = config.output_root()  # once, not per destination: parsing builds every DAG
     for name, dest in c.destinations.items():
         options = json.dumps(dest.options, sort_keys=True, default=str) if dest.options else ""
         lines.append(
             f"| {_cell(name)} | `{dest.conn_id or '-'}` | {_cell(options)} | "
-            f"{_cell(_output(dest, plan.dag_id))} |"
+            f"{_cell(_output(dest, plan.dag_id, output_root))} |"
         )
     return lines
 

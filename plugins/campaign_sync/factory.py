@@ -101,23 +101,30 @@ def delivery_asset_uri(dag_id: str, destination: str) -> str:
     return f"x-campaign-sync://{dag_id}/{slug(destination)}"
 
 
-def _export_extras(plan: CampaignPlan, name: str) -> dict[str, Any]:
-    """Operator arguments of one export beyond its work: the delivery asset it updates and
-    the connection's pool it runs in (``campaign_sync.pools``)."""
+def _export_args(plan: CampaignPlan, name: str) -> dict[str, Any]:
+    """Operator arguments of the exports to destination ``name`` beyond their group: its
+    connection and options, the delivery asset they update and the connection's pool they run
+    in (``campaign_sync.pools``)."""
     from airflow.sdk import Asset
 
     dest = plan.campaign.destinations[name]
-    extras: dict[str, Any] = {}
+    args: dict[str, Any] = {
+        "conn_id": dest.conn_id,
+        "options": dest.options,
+        "dry_run": dest.dry_run,
+    }
     if not dest.dry_run:
         uri = delivery_asset_uri(plan.dag_id, name)
-        extras["outlets"] = [Asset(uri=uri, name=uri)]
+        # One Asset for the exports to this destination in every group: Airflow only reads
+        # outlets (the run's event extras go on outlet_events, not on the Asset).
+        args["outlets"] = [Asset(uri=uri, name=uri)]
     pool = pool_of(dest)
     if pool is not None:
-        extras["pool"] = pool.name
-        extras["pool_slots"] = pool.in_flight
-        extras["limit_share"] = pool.slots
-        extras["in_flight"] = pool.in_flight
-    return extras
+        args["pool"] = pool.name
+        args["pool_slots"] = pool.in_flight
+        args["limit_share"] = pool.slots
+        args["in_flight"] = pool.in_flight
+    return args
 
 
 def _default_args(campaign: Campaign) -> dict[str, Any]:
@@ -167,6 +174,12 @@ def build_dag(loaded: LoadedCampaign) -> DAG:
         )
         projects: list[BaseOperator] = []
         exports: list[BaseOperator] = []
+        groups: list[TaskGroup] = []
+        # What an export takes from its destination is the same in every group: worked out once.
+        per_destination = {
+            name: (_exporter(campaign, name), RunLayout.export_task(name), _export_args(plan, name))
+            for name in dict.fromkeys(d for g in plan.groups for d in g.destinations)
+        }
         for group in plan.groups:
             kind = "control: recorded, not sent" if group.is_control else "treatment"
             with TaskGroup(
@@ -177,22 +190,26 @@ def build_dag(loaded: LoadedCampaign) -> DAG:
                     task_id=RunLayout.PROJECT, plan=plan, group_id=group.group_id
                 )
                 projects.append(project)
+                group_exports: list[BaseOperator] = []
                 for name in group.destinations:
-                    dest = campaign.destinations[name]
-                    exporter = _exporter(campaign, name)
-                    export = exporter(
-                        task_id=RunLayout.export_task(name),
-                        plan=plan,
-                        group_id=group.group_id,
-                        destination=name,
-                        conn_id=dest.conn_id,
-                        options=dest.options,
-                        dry_run=dest.dry_run,
-                        **_export_extras(plan, name),
+                    exporter, task_id, args = per_destination[name]
+                    group_exports.append(
+                        exporter(
+                            task_id=task_id,
+                            plan=plan,
+                            group_id=group.group_id,
+                            destination=name,
+                            **args,
+                        )
                     )
-                    exports.append(export)
-                    project >> export
-            audience >> task_group >> manifest
+                # One call per side, not per edge: Airflow hashes the DAG for every task of
+                # every call.
+                if group_exports:
+                    project >> group_exports
+                exports += group_exports
+            groups.append(task_group)
+        audience >> groups
+        groups >> manifest
         _add_threshold_gate(plan, projects, exports)
     _share_params(dag, dag_params(plan))
     return dag

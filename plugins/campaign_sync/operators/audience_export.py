@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from campaign_sync import config
 from campaign_sync.destinations import REGISTRY
@@ -49,21 +49,32 @@ class PlatformExportOperator(ExportOperator):
     credentials, a missing audience, a refused request) end the task without retries.
     """
 
-    def __init__(
-        self,
-        *,
-        hook_class: type | None = None,
-        limit_share: int = 1,
-        in_flight: int = 1,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.hook_class = hook_class
+    hook_class: type | None
+    limit_share: int
+    in_flight: int
+
+    if TYPE_CHECKING:  # the constructor as callers see it (CampaignTaskOperator.take_args)
+
+        def __init__(
+            self,
+            *,
+            hook_class: type | None = None,
+            limit_share: int = 1,
+            in_flight: int = 1,
+            **kwargs: Any,
+        ) -> None: ...
+
+    def take_args(self, kwargs: dict[str, Any]) -> None:
+        """The export's arguments, the hook class and the share of the account it holds."""
+        super().take_args(kwargs)
         # Requests that may be in flight at once on this account (its pool's slots): this task
         # holds ``in_flight`` of them and keeps to that share of the account's rate, so
         # together the exports stay under it.
-        self.limit_share = limit_share
-        self.in_flight = in_flight
+        self._own(
+            hook_class=kwargs.pop("hook_class", None),
+            limit_share=kwargs.pop("limit_share", 1),
+            in_flight=kwargs.pop("in_flight", 1),
+        )
 
     def _hook(self, dest_type: str) -> Any:
         hook_class = self.hook_class

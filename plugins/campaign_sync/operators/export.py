@@ -5,16 +5,19 @@ from __future__ import annotations
 import contextlib
 from abc import abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from campaign_sync import config
 from campaign_sync.destinations.local import LocalOptions
 from campaign_sync.destinations.templating import render
 from campaign_sync.failures import ContractViolation, checked_options
 from campaign_sync.layout import RunLayout
-from campaign_sync.operators.base import CampaignTaskOperator
+from campaign_sync.operators.base import CampaignTaskOperator, required
 from campaign_sync.operators.links import OutputLink
 from campaign_sync.params import from_context as run_params_from_context
+
+if TYPE_CHECKING:
+    from campaign_sync.plan import CampaignPlan
 
 DRY_RUN_FOLDER = "dry_run"
 
@@ -27,22 +30,36 @@ class ExportOperator(CampaignTaskOperator):
 
     operator_extra_links = (OutputLink(),)
 
-    def __init__(
-        self,
-        *,
-        group_id: str,
-        destination: str,
-        conn_id: str | None = None,
-        options: dict[str, Any] | None = None,
-        dry_run: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.group_id = group_id
-        self.destination = destination
-        self.conn_id = conn_id
-        self.options = dict(options or {})
-        self.dry_run = dry_run
+    group_id: str
+    destination: str
+    conn_id: str | None
+    options: dict[str, Any]
+    dry_run: bool
+
+    if TYPE_CHECKING:  # the constructor as callers see it (CampaignTaskOperator.take_args)
+
+        def __init__(
+            self,
+            *,
+            plan: CampaignPlan,
+            group_id: str,
+            destination: str,
+            conn_id: str | None = None,
+            options: dict[str, Any] | None = None,
+            dry_run: bool = False,
+            **kwargs: Any,
+        ) -> None: ...
+
+    def take_args(self, kwargs: dict[str, Any]) -> None:
+        """The export's group and destination, its connection, options and dry run flag."""
+        super().take_args(kwargs)
+        self._own(
+            group_id=required(kwargs, "group_id"),
+            destination=required(kwargs, "destination"),
+            conn_id=kwargs.pop("conn_id", None),
+            options=dict(kwargs.pop("options", None) or {}),
+            dry_run=kwargs.pop("dry_run", False),
+        )
 
     def projected(self, context: Any) -> dict[str, Any]:
         """This destination's entry in the group's projection output."""
@@ -170,10 +187,11 @@ class DryRunExportOperator(ExportOperator):
 
     ui_color = "#fff4c2"
 
-    def __init__(self, **kwargs: Any) -> None:
+    def take_args(self, kwargs: dict[str, Any]) -> None:
+        """Always a dry run, shown as "<task> (dry run)" unless given another display name."""
         kwargs.setdefault("task_display_name", f"{kwargs['task_id']} (dry run)")
         kwargs["dry_run"] = True
-        super().__init__(**kwargs)
+        super().take_args(kwargs)
 
     def deliver(self, source: Path, context: Any) -> dict[str, Any]:
         """Never sends: the same local write as every dry run."""

@@ -30,10 +30,8 @@ class WriteManifestOperator(CampaignTaskOperator):
     template_fields_renderers: ClassVar[dict[str, str]] = {"run_counts": "md"}
     overwrite_rtif_after_execution = True
     operator_extra_links = (ManifestLink(),)
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.run_counts = "Written when the run's manifest is written."
+    # Until the run's manifest is written (execute sets it on the task).
+    run_counts: str = "Written when the run's manifest is written."
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Returns the manifest's location and the run's totals."""

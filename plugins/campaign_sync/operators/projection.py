@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from campaign_sync import config
-from campaign_sync.operators.base import CampaignTaskOperator
+from campaign_sync.operators.base import CampaignTaskOperator, required
+
+if TYPE_CHECKING:
+    from campaign_sync.plan import CampaignPlan
 
 
 class ProjectAttributesOperator(CampaignTaskOperator):
@@ -13,9 +16,16 @@ class ProjectAttributesOperator(CampaignTaskOperator):
 
     ui_color = "#d2e3fc"
 
-    def __init__(self, *, group_id: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.group_id = group_id
+    group_id: str
+
+    if TYPE_CHECKING:  # the constructor as callers see it (CampaignTaskOperator.take_args)
+
+        def __init__(self, *, plan: CampaignPlan, group_id: str, **kwargs: Any) -> None: ...
+
+    def take_args(self, kwargs: dict[str, Any]) -> None:
+        """The plan and the group projected."""
+        super().take_args(kwargs)
+        self._own(group_id=required(kwargs, "group_id"))
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Returns the group's staged file paths and counts."""

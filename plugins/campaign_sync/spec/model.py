@@ -156,7 +156,8 @@ class Schedule(_Strict):
         if self.end_date is not None and self.aware(self.end_date) < self.aware(self.start_date):
             raise ValueError("end_date is before start_date")
         if self.cron_expression is not None:
-            self.last_run()  # a cron that never fires fails here, at load, not in Airflow
+            # A cron that never fires fails here, at load, not in Airflow.
+            self._fire_time(self.max_runs or 1)
         return self
 
     @property
@@ -167,21 +168,25 @@ class Schedule(_Strict):
     def last_run(self) -> datetime | None:
         """The last logical date: ``end_date``, or the ``max_runs``-th fire time at or after
         the start. Raises ValueError for a cron that never fires after the start."""
+        if self.max_runs is None or self.cron_expression is None:
+            # No cron walk: DAG parsing asks for this once per campaign.
+            return self.aware(self.end_date) if self.end_date is not None else None
+        return self._fire_time(self.max_runs)
+
+    def _fire_time(self, number: int) -> datetime:
+        """The ``number``-th fire time at or after the start."""
         from croniter import CroniterBadDateError, croniter
 
-        end = self.aware(self.end_date) if self.end_date is not None else None
         cron = self.cron_expression
-        if cron is None:
-            return end
-        start = self.aware(self.start_date)
+        assert cron is not None
         try:
-            it = croniter(cron, start - timedelta(seconds=1))
+            it = croniter(cron, self.aware(self.start_date) - timedelta(seconds=1))
             fire = it.get_next(datetime)
-            for _ in range((self.max_runs or 1) - 1):
+            for _ in range(number - 1):
                 fire = it.get_next(datetime)
         except (CroniterBadDateError, OverflowError, ValueError) as exc:
             raise ValueError(f"cron {short(self.cron)} never fires after start_date") from exc
-        return fire if self.max_runs is not None else end
+        return fire
 
     def aware(self, value: date | datetime) -> datetime:
         """A schedule date as an aware datetime; naive values are in the schedule's timezone."""
