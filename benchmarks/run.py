@@ -106,7 +106,9 @@ def parse_section(res: dict[str, Any], before: dict[str, Any] | None) -> list[st
         "sub-audiences x 2 treatment groups x (project + 4 exports), write_manifest). Each "
         "figure is `DagBag(dag_folder)` in a fresh process (`benchmarks/parse_child.py`), "
         f"median (min-max) of {res['repeat']}; the import of Airflow is not included (it is "
-        "the same for all: see *import* below). Hand-written: an `airflow.sdk` loop with "
+        "the same for all: see *import* below). Before the timed parses, one untimed parse "
+        "per variant compiles the modules it imports, as a deployed image ships them "
+        "compiled. Hand-written: an `airflow.sdk` loop with "
         "`EmptyOperator`s of the same ids, groups and dependencies. dag-factory 1.1.0: one "
         "YAML per DAG, one loader file, in its own venv.",
         "",
