@@ -401,12 +401,13 @@ def test_rate_limiter_paces_short_windows_and_keeps_long_bursts():
 
 
 def test_rate_limiter_keeps_windows_longer_by_the_held_up_time():
-    from campaign_sync.platforms.ratelimit import RateLimiter
+    from campaign_sync.platforms.ratelimit import MAX_HELD_UP, RateLimiter
 
     clock = FakeClock()
     # Batches in flight: a granted call may reach the platform up to 50 ms late.
     limiter = RateLimiter([(10, 1.0)], held_up=0.05, clock=clock.monotonic, sleep=clock.sleep)
     start = clock.monotonic()
+    assert not clock.slept
     grants = []
     for _ in range(31):
         limiter.acquire()
@@ -417,8 +418,22 @@ def test_rate_limiter_keeps_windows_longer_by_the_held_up_time():
     for late in range(len(grants)):
         arrivals = sorted(t + (0.05 if i == late else 0.0) for i, t in enumerate(grants))
         assert all(arrivals[i + 10] - arrivals[i] >= 1.0 - 1e-9 for i in range(len(arrivals) - 10))
-    # ... at 95% of the limit, where one call less a second would leave 90%.
-    assert 30 / grants[-1] >= 0.95 * 10 - 1e-6
+    # ... waiting no more than that: 95% of the limit, where one call less a second would
+    # leave 90% (real time passing meanwhile only shortens the waits).
+    assert sum(clock.slept) <= 30 * 0.105 + 1e-6
+    # A refusal for the rate means calls arrived later than that: allow for twice as late.
+    limiter.refused()
+    assert limiter.held_up == 0.1
+    before = clock.monotonic()
+    limiter.acquire()
+    limiter.acquire()
+    assert clock.monotonic() - before >= 0.11 - 1e-6
+    for _ in range(5):
+        limiter.refused()
+    assert limiter.held_up == MAX_HELD_UP
+    alone = RateLimiter([(10, 1.0)], clock=clock.monotonic, sleep=clock.sleep)
+    alone.refused()
+    assert alone.held_up == 0.0  # one call at a time: none is held up behind another
     longer = RateLimiter([(3, 60.0)], held_up=0.05, clock=clock.monotonic, sleep=clock.sleep)
     start = clock.monotonic()
     for _ in range(4):

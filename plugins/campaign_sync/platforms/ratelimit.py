@@ -9,6 +9,8 @@ from collections.abc import Callable
 
 # Limits over windows this short are paced, not just counted (see RateLimiter).
 PACED_WINDOW = 1.0
+# The most ``held_up`` grows to after refusals.
+MAX_HELD_UP = 0.2
 
 
 class RateLimiter:
@@ -23,6 +25,9 @@ class RateLimiter:
     process and the GIL). Each window is kept that much longer, and paced over that length, so
     a late call still lands in a window of its own: a margin in time, which costs a limit of 10
     calls a second 5% at 50 ms where one call less would cost 10%.
+
+    A platform's limit signal (``refused``) doubles ``held_up``, up to ``MAX_HELD_UP``: calls
+    reached it later than allowed for (a loaded machine, a slow network), and would again.
 
     ``pause_for`` lets a limit signal from the server (Retry-After, reset headers) hold every
     later call, not just the one that was refused.
@@ -43,6 +48,12 @@ class RateLimiter:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._paused_until = 0.0
+
+    def refused(self) -> None:
+        """The platform refused a call for its rate: allow for later arrivals (a limiter
+        without calls in flight, ``held_up`` 0, has none to allow for)."""
+        with self._lock:
+            self.held_up = min(MAX_HELD_UP, self.held_up * 2)
 
     def pause_for(self, seconds: float) -> None:
         """Make every call wait at least ``seconds`` from now."""
