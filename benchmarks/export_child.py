@@ -121,6 +121,12 @@ def main() -> None:
     end, cpu = time.monotonic(), cpu_seconds() - cpu0
     served = fake.stop()
     arrivals = served.pop("data_arrivals")
+    # When the refused data calls arrived (seconds from the start), and the allowed ones
+    # before them: what bunched.
+    served["refusals"] = [
+        [round(t - start, 3), [round(a - start, 3) for a in arrivals if t - 1.0 < a <= t]]
+        for t in served["refusals"]
+    ]
     # The data calls are the last ones granted (audience calls come first): how long each took
     # from its grant to its arrival at the fake.
     late = [a - g for a, g in zip(arrivals, grants[-len(arrivals) :], strict=False)]
@@ -147,11 +153,11 @@ def main() -> None:
                 # the GIL: a batch granted meanwhile reaches the platform late).
                 "gc_full": len(pauses),
                 "gc_full_max_s": max(pauses, default=0.0),
-                # Median, 90th percentile and longest (a 429's retry is granted again: then
-                # grants and arrivals no longer pair up).
+                # Median, 90th percentile and longest; None where grants and arrivals do not
+                # pair up (a 429's retry is granted again; Klaviyo polls between data calls).
                 "grant_to_arrival_s": (
                     [sorted(late)[int(q * (len(late) - 1))] for q in (0.5, 0.9, 1.0)]
-                    if late and not served["http_429"]
+                    if late and min(late) >= 0 and not served["http_429"]
                     else None
                 ),
                 "dest": DEST,
