@@ -1,91 +1,79 @@
-"""Child process of the API export benchmark: one platform's contract fake, limited to the
-platform's published rate limits with a fixed latency per data call, and a real export to it.
+"""Child process of the API export benchmark: a real export to one platform's contract fake,
+which runs in a process of its own (``benchmarks/fake_server.py``), limited to the platform's
+published rate limits with a fixed latency per data call.
 
     python benchmarks/export_child.py PLATFORM ROWS LATENCY_S STAGING
 """
 
 from __future__ import annotations
 
-import bisect
+import gc
 import json
 import os
+import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE))
 
-# Published limits of the data endpoint each export calls: (calls, window seconds).
-PUBLISHED_LIMITS: dict[str, list[tuple[int, float]]] = {
-    # Klaviyo profile bulk import jobs: burst 10/s, steady 150/min.
-    "klaviyo": [(10, 1.0), (150, 60.0)],
-    # Attentive: 100 requests per second per endpoint (the fake enforces it itself too).
-    "attentive": [(100, 1.0)],
-    # Criteo audience contact list: 250 calls per minute.
-    "criteo": [(250, 60.0)],
-    # TikTok custom audience file upload: 10 per second, 600 per minute.
-    "tiktok_ads": [(10, 1.0), (600, 60.0)],
-    # Meta custom audience users: the hook's figure for one ad account, 80 per minute.
-    "facebook_ads": [(80, 60.0)],
-}
+from fake_server import PUBLISHED_LIMITS, cpu_seconds  # noqa: E402
 
 
-class WindowLimit:
-    """Sliding windows as a platform counts them; ``take`` says whether a call is allowed."""
+class FakeProcess:
+    """The platform's limited contract fake, served by ``fake_server.py`` in its own process."""
 
-    def __init__(self, limits: list[tuple[int, float]]) -> None:
-        self.limits = limits
-        self.calls: list[float] = []  # arrival times, sorted
-        self.lock = threading.Lock()
+    def __init__(self, dtype: str, latency: float) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "fake_server.py"), dtype, str(latency)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.url: str = json.loads(self.proc.stdout.readline())["url"]
 
-    def take(self, now: float) -> float | None:
-        """None when a call arriving at ``now`` is allowed (and counted), else seconds until it
-        would be."""
-        with self.lock:
-            longest = max(w for _, w in self.limits)
-            while self.calls and now - self.calls[0] > longest:
-                self.calls.pop(0)
-            for n, w in self.limits:
-                # Calls stamped later than this one but counted first stay counted: stricter.
-                recent = [t for t in self.calls if now - t < w]
-                if len(recent) >= n:
-                    return w - (now - recent[-n])
-            bisect.insort(self.calls, now)
-            return None
+    def stop(self) -> dict[str, Any]:
+        """Stop serving; the fake's statistics."""
+        out, _ = self.proc.communicate("stop\n", timeout=60)
+        if self.proc.returncode != 0:
+            raise RuntimeError(f"fake server exited with {self.proc.returncode}")
+        return json.loads(out.strip().splitlines()[-1])
 
 
-def limited(fake_class: type, limits: list[tuple[int, float]]) -> Any:
-    """An instance of ``fake_class`` that answers 429 (the platform's own signal) past
-    ``limits``."""
+def gc_pauses() -> list[float]:
+    """A list that fills with the duration of every full (oldest generation) collection."""
+    pauses: list[float] = []
+    began = [0.0]
 
-    class Limited(fake_class):  # type: ignore[misc,valid-type]
-        def __init__(self) -> None:
-            super().__init__()
-            self.window = WindowLimit(limits)
-            self.limit_429s = 0
-            self.data_calls = 0
-            self.arrival = threading.local()
+    def note(phase: str, info: dict[str, int]) -> None:
+        if info["generation"] == 2:
+            if phase == "start":
+                began[0] = time.perf_counter()
+            else:
+                pauses.append(time.perf_counter() - began[0])
 
-        def _dispatch(self, handler: Any) -> None:
-            # A platform counts a call when it arrives, before the work (the latency) it takes.
-            self.arrival.at = time.monotonic()
-            super()._dispatch(handler)
+    gc.callbacks.append(note)
+    return pauses
 
-        def route(self, request: Any, fault: Any) -> Any:
-            if self.is_data_request(request):
-                wait = self.window.take(self.arrival.at)
-                if wait is not None:
-                    with self.lock:
-                        self.limit_429s += 1
-                    return self.throttle_response(True, {"retry_after": max(1, round(wait))})
-                with self.lock:
-                    self.data_calls += 1
-            return super().route(request, fault)
 
-    return Limited()
+def granted_times() -> list[float]:
+    """A list that fills with the time of every call the hooks' rate limiters grant."""
+    from campaign_sync.platforms.ratelimit import RateLimiter
+
+    grants: list[float] = []
+    acquire = RateLimiter.acquire
+
+    def noting(self: RateLimiter) -> float:
+        waited = acquire(self)
+        grants.append(time.monotonic())
+        return waited
+
+    RateLimiter.acquire = noting  # type: ignore[method-assign]
+    return grants
 
 
 def main() -> None:
@@ -95,16 +83,14 @@ def main() -> None:
     from campaign_sync.destinations import REGISTRY
     from campaign_sync.operators.audience_export import PlatformExportOperator
     from campaign_sync.platforms.batches import iter_batches  # noqa: F401 - same import as export
-    from campaign_sync.pools import pool_of
+    from campaign_sync.pools import held_up, pool_of, shared_limits
     from platform_support import DEST, one_group_plan, prepared_export
     from platform_table import BY_TYPE, rows
 
     platform = BY_TYPE[dtype]
-    fake = limited(platform.fake, PUBLISHED_LIMITS[dtype])
-    fake.slow_seconds = latency
-    url = fake.start()
+    fake = FakeProcess(dtype, latency)
     os.environ["AIRFLOW_CONN_PLAT"] = json.dumps(
-        {"conn_type": dtype, **platform.connection(url, None)}
+        {"conn_type": dtype, **platform.connection(fake.url, None)}
     )
     from airflow.sdk.module_loading import import_string
 
@@ -127,12 +113,23 @@ def main() -> None:
         in_flight=pool.in_flight,
         limit_share=pool.slots,
     )
-    t0 = time.perf_counter()
+    del data
+    pauses = gc_pauses()
+    grants = granted_times()
+    start, cpu0 = time.monotonic(), cpu_seconds()
     result = operator.deliver(source, context)
-    elapsed = time.perf_counter() - t0
-    fake.wait_idle()
-    natural = getattr(fake, "natural_throttles", 0)
-    fake.stop()
+    end, cpu = time.monotonic(), cpu_seconds() - cpu0
+    served = fake.stop()
+    arrivals = served.pop("data_arrivals")
+    # When the refused data calls arrived (seconds from the start), and the allowed ones
+    # before them: what bunched.
+    served["refusals"] = [
+        [round(t - start, 3), [round(a - start, 3) for a in arrivals if t - 1.0 < a <= t]]
+        for t in served["refusals"]
+    ]
+    # The data calls are the last ones granted (audience calls come first): how long each took
+    # from its grant to its arrival at the fake.
+    late = [a - g for a, g in zip(arrivals, grants[-len(arrivals) :], strict=False)]
     print(
         json.dumps(
             {
@@ -141,15 +138,30 @@ def main() -> None:
                 "delivered": result["added"],
                 "batches": result["batches"],
                 "batch_rows": caps.max_batch_rows,
-                "data_calls": fake.data_calls,
-                "seconds": elapsed,
+                "seconds": end - start,
                 "limits": PUBLISHED_LIMITS[dtype],
-                "hook_limits": hook_class.rate_limits,
+                "hook_limits": shared_limits(hook_class.rate_limits, pool.slots, pool.in_flight),
+                "held_up_s": held_up(pool.in_flight),
                 "in_flight": pool.in_flight,
-                "http_429": fake.limit_429s + natural + fake.throttled,
-                "http_429_parts": [fake.limit_429s, natural, fake.throttled],
-                "received_rows": len(fake.received_rows("add")),
+                # Where the time went: before the first data call arrived (connection, audience,
+                # sync plan, first batch), between the first and last, and after the last.
+                "first_call_s": arrivals[0] - start if arrivals else None,
+                "calls_span_s": arrivals[-1] - arrivals[0] if arrivals else None,
+                "after_last_s": end - arrivals[-1] if arrivals else None,
+                "export_cpu_s": cpu,
+                # Garbage collections of the oldest generation during the export (each holds
+                # the GIL: a batch granted meanwhile reaches the platform late).
+                "gc_full": len(pauses),
+                "gc_full_max_s": max(pauses, default=0.0),
+                # Median, 90th percentile and longest; None where grants and arrivals do not
+                # pair up (a 429's retry is granted again; Klaviyo polls between data calls).
+                "grant_to_arrival_s": (
+                    [sorted(late)[int(q * (len(late) - 1))] for q in (0.5, 0.9, 1.0)]
+                    if late and min(late) >= 0 and not served["http_429"]
+                    else None
+                ),
                 "dest": DEST,
+                **served,
             }
         )
     )

@@ -263,10 +263,11 @@ def export_section(results: list[dict[str, Any]], latency: float) -> list[str]:
     out = [
         "## API export to the contract servers",
         "",
-        f"Each platform's contract fake (`tests/fakes/`) answers its data calls after "
-        f"{latency * 1000:.0f} ms and refuses, with its own limit signal, any call past the "
-        "platform's published limits (`benchmarks/export_child.py`); the export is the "
-        "kit's `PlatformExportOperator.deliver` (add mode, a fresh audience), timed whole "
+        f"Each platform's contract fake (`tests/fakes/`) runs in a process of its own "
+        f"(`benchmarks/fake_server.py`), answers its data calls after {latency * 1000:.0f} ms "
+        "and refuses, with its own limit signal, any call past the platform's published limits; "
+        "the export (`benchmarks/export_child.py`) is the kit's "
+        "`PlatformExportOperator.deliver` (add mode, a fresh audience), timed whole "
         "(connection, audience creation, sync plan, batches, checkpoints). Two ceilings: "
         "*sustained*, full batches at the tightest window's rate; *this run*, the least time "
         "the limits allow for this many calls with any number in flight, bursts included "
@@ -284,6 +285,30 @@ def export_section(results: list[dict[str, Any]], latency: float) -> list[str]:
             f"{limits} | {r['seconds']:.2f} s | {r['rows_per_s']:,.0f} | {sustained:,.0f} | "
             f"{r['rows_per_s'] / sustained:.0%} | {r['ceiling_rows_per_s']:,.0f} | "
             f"{r['rows_per_s'] / r['ceiling_rows_per_s']:.0%} | {r['http_429']} |"
+        )
+    out += [
+        "",
+        "Where the time goes: *first call*, from the start of `deliver` to the first data "
+        "call's arrival at the fake; *calls/s*, data calls a second from the first arrival to "
+        "the last (the steady state), against the tightest window's rate; CPU per batch of the "
+        "export's process and of the fake's (user + system); full garbage collections in the "
+        "export while it ran (each holds the GIL).",
+        "",
+        "| platform | in flight | export's limits | first call | calls/s | % | export CPU/batch | "
+        "fake CPU/batch | full GCs (longest) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        tightest = min(n / w for n, w in r["limits"])
+        hook = ", ".join(f"{n}/{w + r['held_up_s']:g}s" for n, w in r["hook_limits"])
+        rate = r.get("calls_per_s")
+        calls = "" if rate is None else f"{rate:.2f} | {rate / tightest:.0%}"
+        batches = max(1, r["batches"])
+        out.append(
+            f"| {r['platform']} | {r['in_flight']} | {hook} | {r['first_call_s']:.2f} s | "
+            f"{calls or ' | '} | {r['export_cpu_s'] / batches * 1000:.0f} ms | "
+            f"{r['fake_cpu_s'] / batches * 1000:.0f} ms | "
+            f"{r['gc_full']} ({r['gc_full_max_s'] * 1000:.0f} ms) |"
         )
     out.append("")
     return out

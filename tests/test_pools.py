@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 from campaign_sync.destinations import REGISTRY
 from campaign_sync.factory import build_dag, schedule_args
-from campaign_sync.pools import needed_pools, pool_name, pool_of, shared_limits
+from campaign_sync.pools import (
+    HELD_UP_S,
+    held_up,
+    needed_pools,
+    pool_name,
+    pool_of,
+    shared_limits,
+)
 from campaign_sync.spec.loader import LoadedCampaign
 from campaign_sync.spec.model import Campaign, Schedule
 
@@ -44,10 +51,11 @@ def test_pool_shared_limits_stay_under_the_account():
             assert window == same and calls >= 1
             assert calls * slots <= total or calls == 1
     assert shared_limits([(10, 1.0)], 1) == [(10, 1.0)]
-    # An export holding k of the slots (k batches in flight) gets k shares, never more than all.
-    # Less one call per window for each other batch in flight (arrivals can bunch).
-    assert shared_limits([(250, 60.0)], 5, taken=4) == [(197, 60.0)]
-    assert shared_limits([(10, 1.0)], 2, taken=4) == [(9, 1.0)]
+    # An export holding k of the slots (k batches in flight) gets k shares, never more than all;
+    # its batches in flight are allowed for in time (held_up), not in calls.
+    assert shared_limits([(250, 60.0)], 5, taken=4) == [(200, 60.0)]
+    assert shared_limits([(10, 1.0)], 2, taken=4) == [(10, 1.0)]
+    assert held_up(1) == 0.0 and held_up(2) == held_up(4) == HELD_UP_S > 0
     for slots in range(1, 9):
         for taken in range(1, slots + 1):
             exports = slots // taken  # as many as the pool runs at once
@@ -83,7 +91,9 @@ def test_pool_exports_run_in_the_pool_with_their_share(campaigns_dir):
     assert export.in_flight == export.pool_slots == in_flight < 5
     hook = export._hook("criteo")
     # Criteo's 250/min: this export holds in_flight of the 5 slots, so that share of the rate.
-    assert hook.rate_limits == [(250 * in_flight // 5 - (in_flight - 1), 60.0)]
+    assert hook.rate_limits == [(250 * in_flight // 5, 60.0)]
+    # Its batches in flight: each window is kept longer by the time a call may be held up.
+    assert hook.held_up == HELD_UP_S
     assert dag.get_task("all__a.export_files").pool == "default_pool"
     assert [a.uri for a in export.outlets] == ["x-campaign-sync://pooled/ads"]
 

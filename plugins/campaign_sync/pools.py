@@ -59,21 +59,29 @@ def pool_of(dest: Destination) -> PoolSpec | None:
     )
 
 
+# How late a granted call may reach the platform when an export keeps several batches in
+# flight (another batch being cut or encoded holds the GIL; a connection is slow to write):
+# the export's rate limiter keeps each window this much longer (``RateLimiter.held_up``).
+HELD_UP_S = 0.05
+
+
 def shared_limits(
     limits: list[tuple[int, float]], slots: int, taken: int = 1
 ) -> list[tuple[int, float]]:
     """One export's share of an account's limits when it holds ``taken`` of the pool's
-    ``slots``: each limit times taken / slots, rounded down, less ``taken - 1``, never below one
-    call per window.
+    ``slots``: each limit times taken / slots, rounded down, never below one call per window.
 
-    The ``taken - 1`` margin is for batches in flight: the limiter paces the calls as they
-    leave, the platform counts them as they arrive, and a call held up on its way (the GIL, a
-    slow connection) can land in the same window as up to ``taken - 1`` later ones.
+    Batches in flight are allowed for in time, not in calls (``held_up``): the limiter paces
+    calls as they leave, the platform counts them as they arrive.
     """
     share = min(max(1, taken), max(1, slots))
-    return [
-        (max(1, calls * share // max(1, slots) - (share - 1)), window) for calls, window in limits
-    ]
+    return [(max(1, calls * share // max(1, slots)), window) for calls, window in limits]
+
+
+def held_up(taken: int) -> float:
+    """Seconds a granted call may take to reach the platform, for an export with ``taken``
+    batches in flight (one at a time leaves no call behind another)."""
+    return HELD_UP_S if taken > 1 else 0.0
 
 
 def needed_pools(campaigns: list[Campaign]) -> dict[str, PoolSpec]:

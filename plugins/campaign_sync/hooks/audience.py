@@ -73,6 +73,9 @@ class AudienceHook(BaseHook):
     default_base_url: ClassVar[str] = ""
     capabilities: ClassVar[Capabilities]
     rate_limits: ClassVar[list[tuple[int, float]]] = []
+    # Seconds a granted call may take to reach the platform (set with an export's share of
+    # the limits when it keeps batches in flight; see ``RateLimiter``).
+    held_up: ClassVar[float] = 0.0
     backoff: ClassVar[Backoff] = Backoff()
     throttle_backoff: ClassVar[Backoff | None] = None  # limit signals without a wait
     clock: ClassVar[Clock] = SYSTEM
@@ -176,7 +179,10 @@ class AudienceHook(BaseHook):
             headers=self.headers(),
             auth=self.auth(),
             limiter=RateLimiter(
-                self.rate_limits, clock=self.clock.monotonic, sleep=self.clock.sleep
+                self.rate_limits,
+                held_up=self.held_up,
+                clock=self.clock.monotonic,
+                sleep=self.clock.sleep,
             ),
             classify=self.classify,
             # The UI's form stores an empty field as null: the default then applies.

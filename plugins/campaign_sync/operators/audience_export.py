@@ -15,7 +15,7 @@ from campaign_sync.destinations.templating import render_name
 from campaign_sync.digests import file_sha256, sha256_int
 from campaign_sync.layout import RunLayout
 from campaign_sync.operators.export import ExportOperator
-from campaign_sync.pools import shared_limits
+from campaign_sync.pools import held_up, shared_limits
 from campaign_sync.staging import Staging
 
 
@@ -87,6 +87,7 @@ class PlatformExportOperator(ExportOperator):
         hook = hook_class(self.conn_id)
         if self.limit_share > 1 or self.in_flight > 1:
             hook.rate_limits = shared_limits(hook.rate_limits, self.limit_share, self.in_flight)
+            hook.held_up = held_up(self.in_flight)
         return hook
 
     def deliver(self, source: Path, context: Any) -> dict[str, Any]:

@@ -34,18 +34,22 @@ def iter_batches(
     max_rows: int,
     max_bytes: int | None = None,
     size_of: Callable[[dict[str, Any]], int] = _default_size,
-    read_rows: int = 50_000,
+    read_rows: int = 10_000,
 ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
     """Yield (batch number from 1, rows) with at most ``max_rows`` rows and ``max_bytes`` bytes.
 
-    Internal columns (``__`` prefix) are left out of the rows.
+    Internal columns (``__`` prefix) are left out of the rows. The file is read at most
+    ``read_rows`` rows (and one batch) at a time: turning rows into Python objects holds the
+    GIL, and batches already granted by the rate limiter wait for it on their way to the
+    platform (50,000 rows took 60-110 ms, 1,000 rows 0.2 ms).
     """
     parquet = pq.ParquetFile(path)
     columns = delivered_columns(parquet)
     batch: list[dict[str, Any]] = []
     size = 0
     number = 0
-    for record_batch in parquet.iter_batches(batch_size=read_rows, columns=columns):
+    chunk = max(1, min(read_rows, max_rows))
+    for record_batch in parquet.iter_batches(batch_size=chunk, columns=columns):
         for row in record_batch.to_pylist():
             row_size = size_of(row) if max_bytes else 0
             if batch and (len(batch) >= max_rows or (max_bytes and size + row_size > max_bytes)):

@@ -302,6 +302,8 @@ class PlatformClient:
                 outcome = self.classify(response)
                 if outcome.action == "ok":
                     return response
+                if outcome.throttled or response.status_code == 429:
+                    self.limiter.refused()
                 if outcome.action == "fail":
                     if response.status_code == 401 and authenticate and not renewed:
                         # An expired or revoked token: renew it once and resend.
