@@ -140,9 +140,9 @@ lock:
 # git-ignored .bench folder. BENCH_ARGS passes options (e.g. --rows 1000000 --skip export).
 # The end-to-end stage runs Azurite from node_modules (npm ci) and, as root, OpenSSH's sshd.
 BENCH_DIR := $(CURDIR)/.bench
-# Within the 30-minute budget: add --before REV to also measure an older revision's parse and
-# 1M tasks in the same run (about 1.5 minutes more).
-BENCH_ARGS ?= --parse-direct 5000
+# --before: the parse and the 1M tasks also measured on an older revision, in the same run.
+BENCH_ARGS ?= --before $(BENCH_BEFORE) --parse-direct 5000
+BENCH_BEFORE ?= 02a77ca
 
 $(BENCH_DIR)/df/.installed: requirements.txt
 	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(BENCH_DIR)/df
