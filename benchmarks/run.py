@@ -205,8 +205,8 @@ def pipeline_section(results: list[dict[str, Any]], before: list[dict[str, Any]]
         "of phone, 4 SHA-256, no validation); *normalizers* is one SELECT of campaign-sync's "
         "own normalizer SQL for the same 24 attributes (the same normalization and hashing as "
         "projection, without staging or per-destination files). DuckDB memory limit: the tasks' "
-        "default `CAMPAIGN_SYNC_DUCKDB_MEMORY_LIMIT` (640MB now, 1GB before), 1GB for the "
-        "ceilings.",
+        "default `CAMPAIGN_SYNC_DUCKDB_MEMORY_LIMIT` (640MB; older code, with --before, its "
+        "own default), 1GB for the ceilings.",
         "",
         "| customers | code | build_audience | project | build + project | throughput |"
         " vs simple ceiling | vs normalizers ceiling | RSS build / project |",
