@@ -45,6 +45,9 @@ import psutil
 BIN = Path(sys.executable).parent
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 GRACE_SECONDS = 15.0
+# A component that exits with an error (the scheduler's loop can die on a database error under
+# SQLite's single writer) is started again, as a process supervisor would, this many times.
+RESTARTS = 3
 READY_TIMEOUT = float(os.environ.get("CAMPAIGN_SYNC_UI_READY_TIMEOUT", "300"))
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -80,6 +83,9 @@ class ProcessTree:
 
     def __init__(self) -> None:
         self.started: dict[str, subprocess.Popen[bytes]] = {}
+        # How each restartable command was started, and how often it was restarted.
+        self.commands: dict[str, tuple[list[str], dict[str, str], Path | None]] = {}
+        self.restarts: dict[str, int] = {}
         # Commands whose end does not stop the others (a Celery worker among several).
         self.expendable: set[str] = set()
         if sys.platform.startswith("linux"):
@@ -107,6 +113,30 @@ class ProcessTree:
                 out.close()
         self.started[name] = process
         return process
+
+    def start_restartable(
+        self, name: str, argv: list[str], env: dict[str, str], log: Path | None
+    ) -> subprocess.Popen[bytes]:
+        """``start``, and remember how, so ``restart_failed`` can start it again."""
+        self.commands[name] = (argv, env, log)
+        return self.start(name, argv, env, log)
+
+    def restart_failed(self, limit: int = RESTARTS) -> list[str]:
+        """Start again each restartable command that exited with an error, up to ``limit``
+        times each; return the names restarted."""
+        again = []
+        for name, (argv, env, log) in self.commands.items():
+            code = self.started[name].poll()
+            if code not in (None, 0) and self.restarts.get(name, 0) < limit:
+                self.restarts[name] = self.restarts.get(name, 0) + 1
+                print(
+                    f"airflow_ui: {name} exited with code {code}; starting it again"
+                    f" ({self.restarts[name]} of {limit})",
+                    flush=True,
+                )
+                self.start(name, argv, env, log)
+                again.append(name)
+        return again
 
     def descendants(self) -> list[psutil.Process]:
         """Every living process below this one."""
@@ -199,6 +229,7 @@ def serve(tree: ProcessTree, port: int, url: str, parent: int) -> int:
     while True:
         if os.getppid() != parent:
             raise Stop("parent process ended")
+        tree.restart_failed()
         ended = tree.exited()
         if ended is not None:
             print(f"airflow_ui: {ended[0]} exited with code {ended[1]}", flush=True)
@@ -262,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
                     return 1
                 _create_pools(tree, env, args.log_dir)
                 for name in COMPONENTS:
-                    tree.start(name, [airflow, name], env, args.log_dir / f"{name}.log")
+                    tree.start_restartable(name, [airflow, name], env, args.log_dir / f"{name}.log")
             else:
                 tree.start("standalone", [airflow, "standalone"], env, None)
             code = serve(tree, port, url, parent)

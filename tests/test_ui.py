@@ -15,7 +15,7 @@ from typing import Any
 
 import airflow
 import requests
-from airflow_server import airflow_env, ensure_pools, start_airflow
+from airflow_server import LAUNCHER, airflow_env, ensure_pools, start_airflow
 from helpers import write_campaign
 from storage_helpers import free_port
 
@@ -138,3 +138,41 @@ def test_make_ui_serves_from_a_plain_shell_and_sigterm_stops_every_process(tmp_p
         raise AssertionError("the API still answers")
     except requests.ConnectionError:
         pass
+
+
+RESTART_CHILD = """
+import os, sys, time
+sys.path.insert(0, sys.argv[1])
+import airflow_ui
+
+runs = sys.argv[2]
+flaky = [sys.executable, "-c",
+         "import sys; open(sys.argv[1], 'a').write('x'); sys.exit(3)", runs]
+tree = airflow_ui.ProcessTree()
+tree.start_restartable("flaky", flaky, dict(os.environ), None)
+restarted = []
+for _ in range(200):
+    time.sleep(0.05)
+    restarted += tree.restart_failed(limit=2)
+    if tree.restarts.get("flaky") == 2 and tree.exited():
+        break
+print(restarted, tree.exited())
+"""
+
+
+def test_launcher_starts_a_failed_component_again_then_gives_up(tmp_path):
+    # The scheduler's loop can die on a database error (seen once under SQLite's single
+    # writer): the launcher starts it again, as a supervisor would, a bounded number of times.
+    import subprocess
+
+    runs = tmp_path / "runs"
+    out = subprocess.run(
+        [sys.executable, "-c", RESTART_CHILD, str(LAUNCHER.parent), str(runs)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "flaky exited with code 3; starting it again (1 of 2)" in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "['flaky', 'flaky'] ('flaky', 3)"
+    assert runs.read_text() == "xxx"  # the first start and two restarts, no more
